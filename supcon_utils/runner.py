@@ -1,0 +1,171 @@
+"""Run the notebooks with papermill into ``runs/<name>/`` and collect what they report.
+
+This is the main job behind ``make reproduce``: every ``notebooks/NN_*.ipynb`` is executed in order,
+in a fresh kernel, with the run's parameters (only those a notebook declares in its ``parameters``
+cell), and each notebook's ``results.json`` files are gathered into one table.
+
+    python -m supcon_utils.runner --name default            # every notebook at its defaults
+    python -m supcon_utils.runner --name full -p preset=full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+RUNS_DIR = PROJECT_ROOT / "runs"
+
+
+@dataclass
+class NotebookRun:
+    """What happened when one notebook ran: where, how long, and whether it finished."""
+
+    notebook: str
+    output: Path
+    seconds: float
+    error: str | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The project's numbered notebooks (``NN_name.ipynb``), in reading order."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebook(
+    notebook: Path, output: Path, parameters: dict[str, Any] | None = None
+) -> NotebookRun:
+    """Execute ``notebook`` with papermill into ``output``, passing only the parameters it declares.
+
+    The kernel's working directory is the notebook's own folder, as in Jupyter or Colab. A failing
+    cell does not raise: the error is recorded, and the partly executed notebook is kept at
+    ``output`` so the traceback can be read there.
+    """
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(notebook))
+    unknown = set(parameters or {}) - set(declared)
+    passed = {k: v for k, v in (parameters or {}).items() if k in declared}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=passed,
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=True,
+        )
+    except pm.PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    run = NotebookRun(notebook.stem, output, time.perf_counter() - start, error)
+    if unknown:
+        run.results["ignored_parameters"] = sorted(unknown)
+    return run
+
+
+def run_all(
+    name: str = "default",
+    parameters: dict[str, Any] | None = None,
+    selected: list[str] | None = None,
+    runs_dir: Path = RUNS_DIR,
+) -> list[NotebookRun]:
+    """Run every notebook (or those whose stem starts with one of ``selected``) into ``runs/<name>``.
+
+    Each notebook gets ``run_dir=<runs_dir>/<name>`` so that later notebooks find the models earlier
+    ones saved. Stops at the first failing notebook, since later ones build on it.
+    """
+    run_dir = (runs_dir / name).resolve()
+    params = {"run_dir": str(run_dir), **(parameters or {})}
+    done = []
+    for nb in notebooks():
+        if selected and not any(nb.stem.startswith(s) for s in selected):
+            continue
+        print(f"== {nb.name} -> {run_dir / nb.name}", flush=True)
+        run = run_notebook(nb, run_dir / nb.name, params)
+        done.append(run)
+        if run.error:
+            break
+    write_summary(done, run_dir)
+    return done
+
+
+def collect_results(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every ``results.json`` below ``run_dir``, keyed by its folder relative to ``run_dir``."""
+    found = {}
+    for path in sorted(run_dir.rglob("results.json")):
+        key = str(path.parent.relative_to(run_dir)) or "."
+        found[key] = json.loads(path.read_text())
+    return found
+
+
+def summary_markdown(runs: list[NotebookRun], results: dict[str, dict[str, Any]]) -> str:
+    """The results table the main job prints and writes to ``runs/<name>/results.md``."""
+    lines = ["| notebook | status | wall time (s) |", "|---|---|---:|"]
+    for run in runs:
+        status = "ok" if run.error is None else f"FAILED ({run.error})"
+        lines.append(f"| {run.notebook} | {status} | {run.seconds:.0f} |")
+    for key, res in results.items():
+        metrics = res.get("metrics", res)
+        rows = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float, str, bool))]
+        if not rows:
+            continue
+        lines += ["", f"**{key}**", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(runs: list[NotebookRun], run_dir: Path) -> str:
+    """Write ``results.md`` and ``summary.json`` into ``run_dir`` and return the markdown."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table = summary_markdown(runs, collect_results(run_dir))
+    (run_dir / "results.md").write_text(table)
+    summary = [
+        {"notebook": r.notebook, "output": str(r.output), "seconds": round(r.seconds, 1),
+         "error": r.error, **r.results}
+        for r in runs
+    ]
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _parse_parameter(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"parameter {text!r} is not of the form key=value")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare string such as preset=full
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="default", help="run folder under runs/")
+    parser.add_argument("-p", "--parameter", action="append", type=_parse_parameter, default=[],
+                        help="notebook parameter key=value (JSON value), e.g. -p preset=full")
+    parser.add_argument("--only", nargs="*", help="notebook stems or prefixes to run, e.g. 02 03")
+    args = parser.parse_args(argv)
+    runs = run_all(args.name, dict(args.parameter), args.only)
+    print()
+    print((RUNS_DIR / args.name / "results.md").read_text())
+    return 1 if any(r.error for r in runs) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

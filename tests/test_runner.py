@@ -1,0 +1,57 @@
+"""The main job's runner: papermill execution, parameter passing, results collection."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from supcon_utils import runner
+
+
+def _write_notebook(path: Path, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run_dir = "unset"\nvalue = 1')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_run_notebook_passes_declared_parameters_and_collects_results(tmp_path):
+    nb = _write_notebook(tmp_path / "01_demo.ipynb", (
+        "import json, pathlib\n"
+        "out = pathlib.Path(run_dir) / 'demo'; out.mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'results.json').write_text(json.dumps({'metrics': {'double': value * 2}}))\n"
+    ))
+    run_dir = tmp_path / "runs" / "x"
+    run = runner.run_notebook(nb, run_dir / nb.name, {"run_dir": str(run_dir), "value": 21,
+                                                      "undeclared": 3})
+    assert run.error is None
+    assert run.results["ignored_parameters"] == ["undeclared"]
+    assert json.loads((run_dir / "demo" / "results.json").read_text()) == {
+        "metrics": {"double": 42}}
+    table = runner.write_summary([run], run_dir)
+    assert "| 01_demo | ok |" in table
+    assert "| double | 42 |" in table
+    assert (run_dir / "results.md").read_text() == table
+
+
+@pytest.mark.slow
+def test_failing_notebook_is_reported_not_raised(tmp_path):
+    nb = _write_notebook(tmp_path / "02_fail.ipynb", "raise RuntimeError('boom')")
+    run = runner.run_notebook(nb, tmp_path / "out.ipynb")
+    assert run.error == "RuntimeError: boom"
+    assert (tmp_path / "out.ipynb").exists()
+    assert "FAILED (RuntimeError: boom)" in runner.summary_markdown([run], {})
+
+
+def test_parameters_parse_as_json_or_plain_strings():
+    assert runner._parse_parameter("epochs=3") == ("epochs", 3)
+    assert runner._parse_parameter("preset=full") == ("preset", "full")
+    assert runner._parse_parameter('temps=[0.1, 0.5]') == ("temps", [0.1, 0.5])
+    with pytest.raises(Exception, match="key=value"):
+        runner._parse_parameter("epochs")
