@@ -1,0 +1,242 @@
+"""Datasets as numpy arrays: Fashion-MNIST from a verified local copy, CIFAR-10 and MNIST through
+Keras, and scikit-learn's tiny digits.
+
+Every dataset comes back as ``(x_train, y_train), (x_test, y_test)``: images ``uint8`` of shape
+``(N, H, W, C)`` (``C=1`` for grayscale), labels ``int64`` of shape ``(N,)``. Where each dataset
+comes from, and how to get it offline, is told in ``data/README.md``.
+
+A dataset that is missing, or a local copy that is corrupt, raises :class:`DatasetError`, whose
+message names the files or places involved and how to get a good copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+Split = tuple[np.ndarray, np.ndarray]
+
+CLASS_NAMES: dict[str, list[str]] = {
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+    "cifar10": [
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck",
+    ],
+    "mnist": [str(digit) for digit in range(10)],
+    "digits": [str(digit) for digit in range(10)],
+}  # fmt: skip
+
+# SHA-256 of the decompressed content of each NAME.gz (`zcat NAME.gz | sha256sum`): Debian
+# re-gzipped its copies, so the .gz bytes differ from upstream's while the content is the same.
+FASHION_MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+REPO_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SEED = 0
+
+_HOW_TO_GET = (
+    "To get Fashion-MNIST: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or give this "
+    "machine internet access so Keras can download it, or put the four .gz files in a folder and "
+    "set SUPCON_DATA_DIR to it."
+)
+
+_FIX = (
+    "Delete or replace it: a corrupt copy is never skipped silently, and once it is gone the next "
+    "place is searched (and, last, Keras downloads a fresh copy). A good copy comes from "
+    f"`apt-get install dataset-fashion-mnist` (into {DEBIAN_DIR})."
+)
+
+
+class DatasetError(RuntimeError):
+    """A dataset could not be found or downloaded, or a local copy of it is corrupt."""
+
+
+def load_dataset(name: str = "fashion_mnist") -> tuple[Split, Split]:
+    """Load ``name`` as ``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images, int64 labels.
+
+    Names: ``fashion_mnist`` (offline when a local copy exists), ``cifar10`` and ``mnist`` (Keras,
+    downloaded once), ``digits`` (scikit-learn, always offline). An unknown name is a ValueError.
+    """
+    loaders = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "mnist": _mnist,
+               "digits": _digits}  # fmt: skip
+    if name not in loaders:
+        raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(loaders)}.")
+    return loaders[name]()
+
+
+def fashion_mnist_locations() -> list[Path]:
+    """The folders searched for Fashion-MNIST, in order: the first holding all four files is used.
+
+    ``$SUPCON_DATA_DIR`` (when set), the repo's ``data/``, the Debian package's folder, then the
+    Keras cache; only if none has the files does Keras download them.
+    """
+    places = [REPO_DATA_DIR, DEBIAN_DIR, _keras_cache() / "datasets" / "fashion-mnist"]
+    if os.environ.get("SUPCON_DATA_DIR"):
+        places.insert(0, Path(os.environ["SUPCON_DATA_DIR"]).expanduser())
+    return places
+
+
+def _fashion_mnist() -> tuple[Split, Split]:
+    places = fashion_mnist_locations()
+    looked = ""
+    for folder in places:
+        missing = [name for name in FASHION_MNIST_SHA256 if not (folder / f"{name}.gz").is_file()]
+        if not missing:
+            # A corrupt copy raises here rather than falling through to the next place: skipping it
+            # would hide the damage and make which copy is used depend on it.
+            return _splits({name: _read_idx(folder, name) for name in FASHION_MNIST_SHA256})
+        # A folder with only some of the files is passed over (Keras fills its own cache file by
+        # file); saying which are missing makes a half-copied SUPCON_DATA_DIR easy to spot.
+        partial = len(missing) < len(FASHION_MNIST_SHA256)
+        looked += f"\n  - {folder}" + (f" (missing {', '.join(missing)})" if partial else "")
+
+    context = f"Fashion-MNIST is in none of these places:{looked}\n"
+    (x_train, y_train), (x_test, y_test) = _keras_load("fashion_mnist", context)
+    # Keras checks no hash for these files, so rebuild each file's content and check it here.
+    keras_cache = _keras_cache() / "datasets" / "fashion-mnist"
+    downloaded = {
+        "train-images-idx3-ubyte": x_train, "train-labels-idx1-ubyte": y_train,
+        "t10k-images-idx3-ubyte": x_test, "t10k-labels-idx1-ubyte": y_test,
+    }  # fmt: skip
+    for name, array in downloaded.items():
+        _verify(name, _idx_bytes(array), f"{keras_cache / name}.gz (as Keras loaded it)")
+    return _splits(downloaded)
+
+
+def _cifar10() -> tuple[Split, Split]:
+    import keras  # here, not at the top: importing Keras loads TensorFlow (seconds)
+
+    (x_train, y_train), (x_test, y_test) = _keras_load("cifar10")
+    if keras.config.image_data_format() == "channels_first":  # Keras follows this setting
+        x_train, x_test = np.moveaxis(x_train, 1, -1), np.moveaxis(x_test, 1, -1)
+    return _split(x_train, y_train), _split(x_test, y_test)
+
+
+def _mnist() -> tuple[Split, Split]:
+    (x_train, y_train), (x_test, y_test) = _keras_load("mnist")
+    return _split(x_train, y_train), _split(x_test, y_test)
+
+
+def _digits() -> tuple[Split, Split]:
+    digits = load_digits()
+    # 8x8 images of values 0..16: rescale to 0..255 so every dataset shares one pixel scale.
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=DIGITS_TEST_FRACTION, stratify=digits.target,
+        random_state=DIGITS_SEED,
+    )  # fmt: skip
+    return _split(x_train, y_train), _split(x_test, y_test)
+
+
+def _keras_load(name: str, context: str = "") -> tuple[Split, Split]:
+    """Call ``keras.datasets.<name>.load_data()``, turning a failed download into DatasetError."""
+    import keras
+
+    try:
+        return getattr(keras.datasets, name).load_data()
+    except Exception as err:  # Keras reports a failed download as a bare Exception
+        how = _HOW_TO_GET if name == "fashion_mnist" else "Keras needs internet access once."
+        raise DatasetError(
+            f"{context}Keras could not load {name}: {err}\n"
+            f"(Keras caches downloads in {_keras_cache() / 'datasets'}.)\n{how}"
+        ) from err
+
+
+def _keras_cache() -> Path:
+    """The folder Keras's ``get_file`` caches downloads under (datasets go in its ``datasets/``).
+
+    Keras 3 fixes its home when it is imported (``keras/src/backend/config.py`` reads
+    ``$KERAS_HOME``, else ``~/.keras``, or ``/tmp/.keras`` when ``~`` is read-only), and
+    ``get_file`` asks it via ``config.keras_home()``: setting ``KERAS_HOME`` after importing Keras
+    (and importing ``supcon_utils`` imports it) moves nothing. So once Keras is imported this asks
+    Keras; before, it reads the variable as Keras will when imported. Like ``get_file``, it falls
+    back to ``/tmp/.keras`` when the folder is not writable.
+    """
+    config = sys.modules.get("keras.src.backend.config")
+    if config is not None and hasattr(config, "keras_home"):  # private, hence the guard
+        home = Path(config.keras_home()).expanduser()
+    elif "KERAS_HOME" in os.environ:
+        home = Path(os.environ["KERAS_HOME"]).expanduser()
+    else:
+        home = (Path.home() if os.access(Path.home(), os.W_OK) else Path("/tmp")) / ".keras"
+    # Keras creates its home at import, so before the import a missing folder is not yet a sign
+    # that it cannot be written.
+    if not os.access(home, os.W_OK) and (config is not None or home.exists()):
+        return Path("/tmp/.keras")
+    return home
+
+
+def _read_idx(folder: Path, name: str) -> np.ndarray:
+    """Decompress ``folder/name.gz``, check its content's SHA-256 and decode it."""
+    path = folder / f"{name}.gz"
+    try:
+        content = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as err:  # not gzip, or truncated
+        raise DatasetError(f"{path} cannot be decompressed ({err}). {_FIX}") from err
+    _verify(name, content, str(path))
+    # idx header: two zero bytes, a type code (8: unsigned byte), the number of dimensions, then
+    # each dimension as a big-endian uint32; the values follow.
+    ndim = content[3] if len(content) >= 4 else 0
+    if content[:3] != b"\x00\x00\x08" or ndim not in (1, 3):
+        raise DatasetError(f"{path} is not an idx file of bytes (magic {content[:4].hex()}).")
+    shape = tuple(int(d) for d in np.frombuffer(content, ">u4", count=ndim, offset=4))
+    values = np.frombuffer(content, np.uint8, offset=4 + 4 * ndim)
+    if values.size != int(np.prod(shape)):
+        raise DatasetError(f"{path}: header says shape {shape}, but {values.size} values follow.")
+    return values.reshape(shape).copy()  # a copy: a view of the bytes would be read-only
+
+
+def _verify(name: str, content: bytes, where: str) -> None:
+    """Check the decompressed ``content`` of ``name`` against FASHION_MNIST_SHA256."""
+    expected = FASHION_MNIST_SHA256[name]
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise DatasetError(
+            f"{where} is corrupt: the SHA-256 of its decompressed content is {actual}, expected "
+            f"{expected}. {_FIX}"
+        )
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """The decompressed content of the idx file that holds ``array`` (the inverse of parsing)."""
+    header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    return header + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def _splits(arrays: dict[str, np.ndarray]) -> tuple[Split, Split]:
+    """Pair Fashion-MNIST's four arrays, keyed by file name, into train and test splits."""
+    train, test = (
+        _split(arrays[f"{part}-images-idx3-ubyte"], arrays[f"{part}-labels-idx1-ubyte"])
+        for part in ("train", "t10k")
+    )
+    return train, test
+
+
+def _split(images: np.ndarray, labels: np.ndarray) -> Split:
+    """Bring one split to the contract: uint8 ``(N, H, W, C)`` images, int64 ``(N,)`` labels."""
+    if images.ndim == 3:  # grayscale: add the channel axis
+        images = images[..., np.newaxis]
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)  # CIFAR's come as (N, 1)
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        raise DatasetError(
+            f"Unexpected arrays: images {images.dtype} {images.shape}, labels {labels.shape}."
+        )
+    return images, labels

@@ -1,0 +1,362 @@
+"""Datasets: where Fashion-MNIST is looked up and how its files are checked, CIFAR-10 through
+Keras's own cache, scikit-learn's digits. Nothing here touches the network."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from supcon_utils import data
+from supcon_utils.data import DatasetError, load_dataset
+
+DEBIAN_DIR = data.DEBIAN_DIR  # the real one, before any test points it elsewhere
+NAMES = list(data.FASHION_MNIST_SHA256)
+NETWORK_DOWN = "URL fetch failure on https://example.invalid/: None -- [Errno -3] name resolution"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+
+def _idx(array: np.ndarray) -> bytes:
+    """An idx file as the format's spec gives it: 0, 0, type 8 (ubyte), ndim, big-endian dims."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _parse(content: bytes) -> np.ndarray:
+    ndim = content[3]
+    shape = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(content, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Tiny Fashion-MNIST-shaped files (decompressed contents by name); their SHA-256 sums
+    replace the real table for the test, so every check runs as on the real files."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(6) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (4, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.array([9, 0, 3, 3]),
+    }
+    contents = {name: _idx(array) for name, array in arrays.items()}
+    sums = {name: hashlib.sha256(contents[name]).hexdigest() for name in NAMES}
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", sums)
+    return contents
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """Points every place Fashion-MNIST is looked up to an empty temporary folder, in lookup
+    order, and makes Keras's Fashion-MNIST download fail as it does without network."""
+    keras_home = tmp_path / "keras_home"
+    order = {key: tmp_path / key for key in ("supcon", "repo", "debian")}
+    order["keras"] = keras_home / "datasets" / "fashion-mnist"  # where get_file puts them
+    for folder in order.values():
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("SUPCON_DATA_DIR", str(order["supcon"]))
+    monkeypatch.setattr(data, "REPO_DATA_DIR", order["repo"])
+    monkeypatch.setattr(data, "DEBIAN_DIR", order["debian"])
+    monkeypatch.setattr(data, "_keras_cache", lambda: keras_home)
+
+    def no_network():
+        raise Exception(NETWORK_DOWN)  # what Keras's get_file raises on a failed download
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", no_network)
+    return order
+
+
+def _write(folder: Path, contents: dict[str, bytes], names=NAMES) -> None:
+    for name in names:
+        (folder / f"{name}.gz").write_bytes(gzip.compress(contents[name]))
+
+
+def _corrupt(content: bytes) -> bytes:
+    flipped = bytearray(content)
+    flipped[-1] ^= 0xFF  # the last pixel: the header stays valid, only the sum can tell
+    return bytes(flipped)
+
+
+def _assert_is_tiny(splits, contents):
+    (x_train, y_train), (x_test, y_test) = splits
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        assert x.dtype == np.uint8 and x.shape[1:] == (28, 28, 1)
+        assert _idx(x[..., 0]) == contents[f"{part}-images-idx3-ubyte"]
+        assert _idx(y) == contents[f"{part}-labels-idx1-ubyte"]
+
+
+def test_fashion_mnist_loads_from_the_debian_package(places, monkeypatch):
+    # No skip when it is missing: CI installs the package, so its absence is a failure.
+    missing = [n for n in NAMES if not (DEBIAN_DIR / f"{n}.gz").is_file()]
+    assert not missing, f"{DEBIAN_DIR} lacks {missing}: apt-get install dataset-fashion-mnist"
+    monkeypatch.setattr(data, "DEBIAN_DIR", DEBIAN_DIR)  # the earlier places stay empty
+
+    (x_train, y_train), (x_test, y_test) = load_dataset("fashion_mnist")
+
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+    assert x_train.dtype == x_test.dtype == np.uint8
+    assert y_train.shape == (60000,) and y_test.shape == (10000,)
+    assert np.issubdtype(y_train.dtype, np.integer) and np.issubdtype(y_test.dtype, np.integer)
+    assert np.array_equal(np.bincount(y_train, minlength=10), [6000] * 10)
+    assert np.array_equal(np.bincount(y_test, minlength=10), [1000] * 10)
+    assert x_train.max() == 255 and x_train.min() == 0
+
+
+@pytest.mark.parametrize("first", ["supcon", "repo", "debian", "keras"])
+def test_fashion_mnist_takes_the_first_place_that_has_it(places, tiny, monkeypatch, first):
+    # The first place holding the files has a good copy, every later one a corrupt copy: reading
+    # any later place first would raise. Earlier places are empty.
+    order = list(places)
+    if first != "supcon":
+        monkeypatch.delenv("SUPCON_DATA_DIR")
+    expected = [places[k] for k in order if k != "supcon" or first == "supcon"]
+    assert data.fashion_mnist_locations() == expected
+    _write(places[first], tiny)
+    for later in order[order.index(first) + 1 :]:
+        _write(places[later], {name: _corrupt(content) for name, content in tiny.items()})
+
+    _assert_is_tiny(load_dataset("fashion_mnist"), tiny)
+
+
+def test_a_folder_with_only_some_files_is_passed_over(places, tiny):
+    corrupt = {name: _corrupt(content) for name, content in tiny.items()}
+    _write(places["supcon"], corrupt, names=NAMES[:3])
+    _write(places["repo"], tiny)
+
+    _assert_is_tiny(load_dataset("fashion_mnist"), tiny)
+
+
+def test_a_corrupt_file_names_the_file_and_both_sums(places, tiny):
+    _write(places["supcon"], tiny)
+    _write(places["repo"], tiny)  # a good copy later on must not hide the damage
+    bad = "train-labels-idx1-ubyte"
+    corrupted = _corrupt(tiny[bad])
+    (places["supcon"] / f"{bad}.gz").write_bytes(gzip.compress(corrupted))
+
+    with pytest.raises(DatasetError) as error:
+        load_dataset("fashion_mnist")
+    message = str(error.value)
+    assert str(places["supcon"] / f"{bad}.gz") in message
+    assert hashlib.sha256(corrupted).hexdigest() in message
+    assert data.FASHION_MNIST_SHA256[bad] in message
+
+
+def test_a_truncated_gzip_is_an_error_naming_the_file(places, tiny):
+    _write(places["supcon"], tiny)
+    path = places["supcon"] / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-20])  # cut inside the data: no end-of-stream, no CRC
+
+    with pytest.raises(DatasetError, match="cannot be decompressed") as error:
+        load_dataset("fashion_mnist")
+    assert str(path) in str(error.value)
+
+
+def test_nowhere_and_no_network_lists_every_place_and_how_to_get_it(places, tiny):
+    _write(places["repo"], tiny, names=NAMES[1:])  # a partial copy: said what it lacks
+
+    with pytest.raises(DatasetError) as error:
+        load_dataset("fashion_mnist")
+    message = str(error.value)
+    for folder in places.values():
+        assert f"- {folder}" in message
+    assert f"(missing {NAMES[0]})" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert NETWORK_DOWN in message and str(error.value.__cause__) == NETWORK_DOWN
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_keras_download_is_checked_too(places, tiny, monkeypatch, damaged):
+    # Keras's loader checks no hash: whatever it returns is checked against the same table.
+    x_train, y_train, x_test, y_test = (_parse(tiny[name]).copy() for name in NAMES)
+    x_train[0, 0, 0] ^= 0xFF * damaged
+    loaded = (x_train, y_train), (x_test, y_test)
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", lambda: loaded)
+
+    if damaged:
+        with pytest.raises(DatasetError, match="as Keras loaded it"):
+            load_dataset("fashion_mnist")
+    else:
+        _assert_is_tiny(load_dataset("fashion_mnist"), tiny)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10 through Keras's real loader and cache
+#
+# Keras 3.15's cifar10.load_data calls get_file("cifar-10-batches-py-target", extract=True,
+# file_hash=<sha256 of the real archive>). get_file uses the cache only when the *archive*
+# <cache>/datasets/cifar-10-batches-py-target_archive exists and matches that hash; otherwise it
+# downloads, and in both cases it extracts the archive again into
+# <cache>/datasets/cifar-10-batches-py-target/. An extracted folder alone is never used. A tiny
+# archive cannot match the real hash, so the child process below hands get_file the tiny
+# archive's hash instead: the one thing swapped; the cache layout, the hash check, the
+# extraction, the unpickling and Keras's transposition all run for real. Keras reads KERAS_HOME
+# once, at import (keras/src/backend/config.py), so the child gets it in its environment.
+
+CIFAR_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+TRAIN_MARK = (2, 7)  # batch index (0-based), image within the batch
+TEST_SIZE = 5
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    import numpy as np
+
+    args = json.loads(sys.argv[1])
+    from supcon_utils import data  # imports Keras, which reads KERAS_HOME now
+    import keras
+    import keras.src.datasets.cifar10 as keras_cifar10
+    from keras.src.utils import file_utils
+
+    real_urlretrieve = file_utils.urlretrieve
+    def local_only(url, *rest):  # a guard: this test must never download
+        assert url.startswith("file:"), f"tried to download {url}"
+        return real_urlretrieve(url, *rest)
+    file_utils.urlretrieve = local_only
+
+    # Keras keeps the home it read at import; data._keras_cache must say the same.
+    os.environ["KERAS_HOME"] = args["elsewhere"]
+    probe = keras.utils.get_file("probe.txt", origin=Path(args["probe"]).as_uri())
+    out = {"probe": probe, "cache": str(data._keras_cache()),
+           "fashion_place": str(data.fashion_mnist_locations()[-1])}
+
+    real_get_file = keras_cifar10.get_file
+    def get_file(*a, file_hash, **kw):
+        out["asked_hash"] = file_hash
+        return real_get_file(*a, file_hash=args["tiny_hash"], **kw)
+    keras_cifar10.get_file = get_file
+
+    for fmt in ("channels_last", "channels_first"):
+        keras.config.set_image_data_format(fmt)
+        (x_train, y_train), (x_test, y_test) = data.load_dataset("cifar10")
+        out[fmt] = {"x_train_shape": x_train.shape, "x_dtype": str(x_train.dtype),
+                    "y_dtype": str(y_train.dtype), "y_train": y_train.tolist(),
+                    "marked": x_train[args["marked"]].tolist(), "x_test": x_test.tolist(),
+                    "y_test": y_test.tolist()}
+    print(json.dumps(out))
+    """
+)
+
+
+def _cifar_row(marks: dict[tuple[int, int, int], int]) -> np.ndarray:
+    """One image as a CIFAR-10 batch row: 1024 red, then 1024 green, then 1024 blue values, each
+    a 32x32 image in row-major order. ``marks`` maps (row, column, channel) to a value."""
+    row = np.zeros(3072, np.uint8)
+    for (r, c, channel), value in marks.items():
+        row[channel * 1024 + r * 32 + c] = value
+    return row
+
+
+MARKED_PIXELS = {(1, 2, 0): 10, (1, 2, 1): 20, (1, 2, 2): 30, (3, 5, 2): 200}
+
+
+def _cifar_archive(path: Path) -> None:
+    """A CIFAR-10 archive in the python-version layout: cifar-10-batches-py/ with data_batch_1..5
+    and test_batch, each a pickle of a dict with bytes keys, b"data" uint8 (n, 3072)
+    and b"labels" a list of ints. Keras fills 50000 training images, so the training batches are
+    full size (zeros compress to nothing); the test batch is small."""
+    batches = {}
+    for b in range(5):
+        images = np.zeros((10000, 3072), np.uint8)
+        if b == TRAIN_MARK[0]:
+            images[TRAIN_MARK[1]] = _cifar_row(MARKED_PIXELS)
+        batches[f"data_batch_{b + 1}"] = (images, [(i + b) % 10 for i in range(10000)])
+    test = np.stack([_cifar_row({(k, 31 - k, k % 3): 50 + k}) for k in range(TEST_SIZE)])
+    batches["test_batch"] = (test, [9 - k for k in range(TEST_SIZE)])
+
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
+        for name, (images, labels) in batches.items():
+            batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images,
+                     b"filenames": [f"{i}.png".encode() for i in range(len(labels))]}  # fmt: skip
+            blob = pickle.dumps(batch, protocol=3)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            archive.addfile(info, io.BytesIO(blob))
+
+
+@pytest.mark.slow  # ~15 s, nearly all of it the child process importing TensorFlow
+def test_cifar10_loads_through_keras_from_its_cache(tmp_path):
+    home = tmp_path / "keras_home"
+    (home / "datasets").mkdir(parents=True)
+    archive = home / "datasets" / "cifar-10-batches-py-target_archive"  # where get_file looks
+    _cifar_archive(archive)
+    (tmp_path / "probe.txt").write_text("probe")
+    args = {
+        "tiny_hash": hashlib.sha256(archive.read_bytes()).hexdigest(),
+        "elsewhere": str(tmp_path / "elsewhere"),
+        "probe": str(tmp_path / "probe.txt"),
+        "marked": TRAIN_MARK[0] * 10000 + TRAIN_MARK[1],
+    }
+    env = {**os.environ, "KERAS_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("SUPCON_DATA_DIR", None)
+    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == 0, child.stderr[-3000:]
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+
+    # KERAS_HOME set after the import moved nothing, for Keras and for data alike.
+    assert Path(out["probe"]) == home / "datasets" / "probe.txt"
+    assert Path(out["cache"]) == home
+    assert Path(out["fashion_place"]) == home / "datasets" / "fashion-mnist"
+    assert not (tmp_path / "elsewhere").exists()
+
+    assert out["asked_hash"] == CIFAR_SHA256  # Keras asked for the real archive
+    assert (home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py").is_dir()
+    for fmt in ("channels_last", "channels_first"):  # NHWC whatever Keras's image format
+        got = out[fmt]
+        assert got["x_train_shape"] == [50000, 32, 32, 3], fmt
+        assert got["x_dtype"] == "uint8" and got["y_dtype"] == "int64"
+        marked = np.array(got["marked"])
+        assert marked[1, 2].tolist() == [10, 20, 30]  # R, G, B of one pixel
+        assert marked[3, 5].tolist() == [0, 0, 200] and marked[5, 3].tolist() == [0, 0, 0]
+        assert marked.sum() == 260
+        assert got["y_train"] == [(i + b) % 10 for b in range(5) for i in range(10000)]
+        x_test = np.array(got["x_test"])
+        assert x_test.shape == (TEST_SIZE, 32, 32, 3)
+        for k in range(TEST_SIZE):
+            assert x_test[k, k, 31 - k, k % 3] == 50 + k and x_test[k].sum() == 50 + k
+        assert got["y_test"] == [9 - k for k in range(TEST_SIZE)]
+
+
+# ---------------------------------------------------------------------------------------------
+# digits and names
+
+
+def test_digits_is_a_fixed_stratified_split_on_the_common_pixel_scale():
+    (x_train, y_train), (x_test, y_test) = load_dataset("digits")
+
+    assert x_train.shape == (1437, 8, 8, 1) and x_test.shape == (360, 8, 8, 1)
+    assert x_train.dtype == x_test.dtype == np.uint8
+    assert y_train.shape == (1437,) and y_test.shape == (360,)
+    both = np.concatenate([x_train, x_test])
+    assert both.min() == 0 and both.max() == 255
+    assert set(np.unique(both)) <= {round(v * 255 / 16) for v in range(17)}  # 0..16 rescaled
+
+    digits = load_digits()
+    counts = np.bincount(digits.target, minlength=10)
+    assert np.array_equal(np.bincount(y_train, minlength=10) + np.bincount(y_test), counts)
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - 0.2 * counts) <= 1)  # stratified
+
+    (x_train2, y_train2), (x_test2, y_test2) = load_dataset("digits")
+    assert np.array_equal(x_train, x_train2) and np.array_equal(y_test, y_test2)
+
+
+def test_an_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="imagenet") as error:
+        load_dataset("imagenet")
+    for name in ("fashion_mnist", "cifar10", "mnist", "digits"):
+        assert name in str(error.value)
