@@ -35,8 +35,9 @@
 # - how the temperature $\tau$ decides which negatives matter;
 # - how to read a loss value: the collapse level $\ln(2N-1)$ and the floor set by the positives.
 #
-# **Run time**: 10 to 15 s on a 2-core CPU, most of it importing TensorFlow; no training and no
-# data download. A GPU does not make it faster: every tensor here is tiny.
+# **Run time**: about 15 s on a 2-core CPU (measured with papermill: 15 to 26 s, depending on
+# what else shared the CPU), half of it importing TensorFlow; no training and no data download.
+# GPU: not measured, and not needed: every tensor here is tiny, so expect about the same.
 
 # %% tags=["parameters"]
 seed = 0  # seeds numpy, Python and TensorFlow: every number below is reproducible
@@ -60,20 +61,19 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import supcon_utils  # before TensorFlow: it sets TensorFlow's environment (see its docstring)
+import supcon_utils  # noqa: F401  (before TensorFlow: it sets TensorFlow's environment)
 
 # isort: split
 import json
 from pathlib import Path
 
 import keras
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 import tensorflow as tf
 
-from supcon_utils import supcon_loss
+from supcon_utils import plots, supcon_loss
 
 _ = tf.zeros(1) + 1  # a first op, so TensorFlow's start-up log lines land in this cell
 keras.utils.set_random_seed(seed)
@@ -82,7 +82,6 @@ sns.set_theme(style="whitegrid", context="notebook")
 out_dir = Path(run_dir) / "02_supcon_loss"
 out_dir.mkdir(parents=True, exist_ok=True)
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-print(f"supcon_utils from {Path(supcon_utils.__file__).parent}")
 
 # %% [markdown]
 # ## Start from softmax cross-entropy
@@ -232,38 +231,34 @@ print(f"mean: {mean_out:.4f}")
 # %%
 # NBVAL_CHECK_OUTPUT
 features_tf = tf.constant(features)
+max_abs_diff = 0.0
 for variant in ["out", "in"]:
     for name, lab in [("SimCLR", None), ("SupCon", labels)]:
         naive, _ = naive_supcon_loss(features, lab, temperature, variant)
         lab_tf = None if lab is None else tf.constant(lab)
         lib = float(supcon_loss(features_tf, lab_tf, temperature=temperature, variant=variant))
         same = np.allclose(naive, lib, rtol=1e-5, atol=1e-6)
+        max_abs_diff = max(max_abs_diff, abs(naive - lib))
         print(f"variant={variant:<3} {name}: loops {naive:.4f}  library {lib:.4f}  allclose {same}")
 
 # %% [markdown]
 # ## Compare one positive with many
 #
 # The only thing the labels change is *which pairs are positives*. Draw both masks for the demo
-# batch: rows are anchors, columns are the other views, images sorted by class. SimCLR has one
-# positive per row (the other view of the same image); SupCon has every view of the same class.
+# batch: rows are anchors, columns the views they are contrasted with, each marked label/view and
+# sorted by class. SimCLR has one positive per row (the other view of the same image); SupCon
+# has every other view of the same class. The diagonal, the anchor itself, is never in $A(i)$.
 
 # %%
 _, y_simclr = flatten_views(features, None)
+not_self = ~np.eye(len(y), dtype=bool)
 masks = {
-    "SimCLR (labels=None)": (y_simclr[:, None] == y_simclr[None, :]) & ~np.eye(len(y), dtype=bool),
+    "SimCLR (labels=None)": (y_simclr[:, None] == y_simclr[None, :]) & not_self,
     "SupCon (class labels)": positive,
 }
-cmap = matplotlib.colors.ListedColormap(["white", "0.75", "tab:green"])
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-for ax, (title, mask) in zip(axes, masks.items(), strict=True):
-    shown = np.where(np.eye(len(y), dtype=bool), 1, 2 * mask)  # 0 negative, 1 anchor, 2 positive
-    ax.imshow(shown, cmap=cmap, vmin=0, vmax=2)
-    ax.set_title(f"{title}\n{mask.sum(1).mean():.1f} positives per anchor on average")
-    ax.set_xlabel("view in the batch  (view 0 of each image, then view 1)")
-    ax.set_ylabel("anchor")
-    ax.grid(False)
-fig.suptitle("Positives (green), the anchor itself (grey, not in A(i)), negatives (white)")
-fig.tight_layout()
+for name, mask in masks.items():
+    print(f"{name:<22} positives per anchor: {mask.sum(axis=1)}")
+fig = plots.positive_masks(masks, labels, n_views=2)
 fig.savefig(out_dir / "positive_masks.png", dpi=100)
 plt.show()
 
@@ -294,28 +289,40 @@ for name, feats in [("instance clusters", instance_clustered), ("class clusters"
 # %% [markdown]
 # ## See the gradient do hard mining
 #
-# The paper (section 3.2.3 and the supplement) writes the gradient of $\mathcal{L}^{sup}_{out,i}$
-# with respect to the anchor as a sum of one term per other view. With
+# The paper (section 3.2.3 and its supplement) differentiates $\mathcal{L}^{sup}_{out,i}$ with
+# respect to the normalised anchor $\mathbf{z}_i$. Write
 #
 # $$P_{ij} = \frac{\exp(\mathbf{z}_i \cdot \mathbf{z}_j / \tau)}
-#                 {\sum_{a \in A(i)} \exp(\mathbf{z}_i \cdot \mathbf{z}_a / \tau)},$$
+#                 {\sum_{a \in A(i)} \exp(\mathbf{z}_i \cdot \mathbf{z}_a / \tau)}$$
 #
-# the softmax probability of view $j$ for anchor $i$, a view at cosine similarity
-# $s = \mathbf{z}_i \cdot \mathbf{z}_j$ gets a gradient of size
+# for the softmax probability anchor $i$ gives view $j$, and $N(i)$ for its negatives. Then
+#
+# $$\frac{\partial \mathcal{L}^{sup}_{out,i}}{\partial \mathbf{z}_i} = \frac{1}{\tau}\Big(
+#   \sum_{p \in P(i)} \mathbf{z}_p \big(P_{ip} - X_{ip}\big)
+#   + \sum_{n \in N(i)} \mathbf{z}_n P_{in} \Big), \qquad X_{ip} = \frac{1}{|P(i)|}:$$
+#
+# one term per other view. Each positive pulls with weight $|P_{ip} - X_{ip}|/\tau$ and each
+# negative pushes with weight $P_{in}/\tau$. A *hard* negative (similar to the anchor, large
+# $P_{in}$) gets a large weight and an easy one (small $P_{in}$) almost none; a *hard* positive
+# (small $P_{ip}$) gets close to the full $1/(\tau|P(i)|)$. The L2 normalisation in front of
+# $\mathbf{z}$ then keeps only the part of each term at right angles to $\mathbf{z}_i$, which
+# multiplies its size by $\sqrt{1 - s^2}$, with $s = \mathbf{z}_i \cdot \mathbf{z}_j$. So a view at
+# similarity $s$ contributes a gradient of size
 #
 # $$\text{positive } p: \ \frac{1}{\tau}\,\Big|P_{ip} - \frac{1}{|P(i)|}\Big|\,\sqrt{1 - s^2},
-# \qquad \text{negative } n: \ \frac{1}{\tau}\,P_{in}\,\sqrt{1 - s^2}.$$
+# \qquad \text{negative } n: \ \frac{1}{\tau}\,P_{in}\,\sqrt{1 - s^2},$$
 #
-# The $\sqrt{1-s^2}$ comes from the L2 normalisation. An *easy* positive ($s \approx 1$) or an
-# *easy* negative ($s \approx -1$) gets almost nothing; a *hard* positive (low similarity, small
-# $P_{ip}$) gets about $1/(\tau|P(i)|)$, and a *hard* negative (high similarity, large $P_{in}$)
-# gets the most. Nobody has to mine hard examples: the loss weights them by itself.
+# and an *easy* positive ($s \approx 1$) gets almost nothing. Nobody has to mine hard examples: the
+# loss weights them by itself.
 #
-# Check it with autodiff rather than taking the formula on trust. Take one anchor and a contrast
-# set whose similarities to it are spread evenly from $-1$ to $1$ (in a real batch they bunch up,
-# but an even spread shows the whole curve). Write the loss of that one anchor in TensorFlow
-# and let `tf.GradientTape` differentiate it with respect to each contrast vector: that
-# gradient has the same size as the paper's term for the same view.
+# Check it with autodiff rather than taking the formulas on trust. Take one anchor and a
+# contrast set whose similarities to it are spread evenly from $-1$ to $1$ (in a real batch they
+# bunch up, but an even spread shows the whole curve). `supcon_loss` returns the *mean* over all
+# anchors, and every view is an anchor too, so its gradient on a view mixes that view's roles.
+# Write the loss of the one anchor in TensorFlow instead, check below that the library's gradient
+# is exactly the mean of these one-anchor gradients, and let `tf.GradientTape` differentiate it
+# with respect to each contrast vector: since $\partial \mathcal{L}_i / \partial \mathbf{z}_j =
+# \frac{1}{\tau}(P_{ij} - X_{ij})\,\mathbf{z}_i$, that gradient has the size of view $j$'s term.
 
 
 # %%
@@ -348,6 +355,25 @@ def contrast_gradients(anchor, contrast, is_positive, temperature, variant="out"
     return float(loss), tf.norm(tape.gradient(loss, contrast), axis=1).numpy()
 
 
+# The library's gradient on the demo batch is the mean of the one-anchor gradients.
+features_64 = tf.constant(features, tf.float64)
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(features_64)
+    library_value = supcon_loss(features_64, tf.constant(labels), temperature=temperature)
+    flat = tf.reshape(tf.transpose(features_64, [1, 0, 2]), [len(y), dim])  # view-major, like z
+    one_anchor = [
+        anchor_loss(flat[i], tf.boolean_mask(flat, others), positive[i][others], temperature)
+        for i, others in enumerate(not_self)  # others: A(i), every view but i
+    ]
+    mean_of_anchors = tf.add_n(one_anchor) / len(y)
+gap = tape.gradient(library_value, features_64) - tape.gradient(mean_of_anchors, features_64)
+print(f"library loss {float(library_value):.4f}, one-anchor mean {float(mean_of_anchors):.4f}")
+print(f"largest gradient difference: {float(tf.reduce_max(tf.abs(gap))):.1e}")
+
+# %% [markdown]
+# The two agree to float64 round-off. Now the single anchor with its evenly spread contrast set:
+
+# %%
 anchor = rng.normal(size=grad_dim)
 anchor /= np.linalg.norm(anchor)
 sims = np.r_[np.linspace(-0.99, 0.99, n_positives), np.linspace(-0.99, 0.99, n_negatives)]
@@ -356,22 +382,26 @@ is_pos = np.r_[np.ones(n_positives, bool), np.zeros(n_negatives, bool)]
 loss_i, grad = contrast_gradients(anchor, contrast, is_pos, temperature)
 print(f"anchor loss L_out,i = {loss_i:.3f} with |P(i)| = {n_positives}, {n_negatives} negatives")
 
-# The paper's expression for the same sizes, from the same similarities.
+# The paper's weights, and the gradient sizes they give after the normalisation.
 p = np.exp(sims / temperature) / np.exp(sims / temperature).sum()
-paper = np.where(is_pos, np.abs(p - 1 / n_positives), p) * np.sqrt(1 - sims**2) / temperature
+weight = np.where(is_pos, np.abs(p - 1 / n_positives), p) / temperature
+paper = weight * np.sqrt(1 - sims**2)
 print(f"largest difference, autodiff vs the paper's formula: {np.abs(grad - paper).max():.1e}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
 for ax, chosen, colour, what in [
     (axes[0], is_pos, "tab:green", "positives (pulled in)"),
     (axes[1], ~is_pos, "tab:red", "negatives (pushed away)"),
 ]:
-    ax.scatter(sims[chosen], grad[chosen], s=18, color=colour, label="autodiff (tf.GradientTape)")
-    ax.plot(sims[chosen], paper[chosen], color="black", lw=1, label="paper's formula")
+    term = "|P_{ip} - X_{ip}|" if ax is axes[0] else "P_{in}"
+    ax.plot(sims[chosen], weight[chosen], "--", color="0.55", lw=1.2,
+            label=f"weight in $\\partial\\mathcal{{L}}/\\partial\\mathbf{{z}}_i$: ${term}/\\tau$")
+    ax.plot(sims[chosen], paper[chosen], color="black", lw=1, label="weight $\\times\\sqrt{1-s^2}$")
+    ax.scatter(sims[chosen], grad[chosen], s=16, color=colour, zorder=3, label="autodiff")
     ax.set_title(f"{what}, $\\tau$ = {temperature}")
-    ax.set_xlabel("cosine similarity to the anchor  $\\mathbf{z}_i \\cdot \\mathbf{z}_j$")
-    ax.legend(loc="lower center" if ax is axes[0] else "upper left")
+    ax.set_xlabel("cosine similarity to the anchor  $s = \\mathbf{z}_i \\cdot \\mathbf{z}_j$")
+    ax.legend(loc="lower center" if ax is axes[0] else "upper left", fontsize=9)
 axes[0].set_ylabel("gradient size  $\\|\\partial \\mathcal{L}_{out,i}/\\partial \\mathbf{z}_j\\|$")
 fig.suptitle("One anchor's gradient: hard examples get large gradients, easy ones almost none")
 fig.tight_layout()
@@ -379,19 +409,26 @@ fig.savefig(out_dir / "hard_mining.png", dpi=100)
 plt.show()
 
 # %% [markdown]
-# The dots (autodiff) sit on the lines (the formula). Positives the anchor does not yet resemble
-# ($s \approx 0$, where unrelated vectors in high dimensions sit) get the largest pull, and the
+# The dots (autodiff) sit on the black lines (the formula). The dashed lines are the weights
+# alone: every positive the anchor does not yet resemble gets the full $1/(\tau|P(i)|)$, and a
+# negative's weight grows exponentially with its similarity. After the normalisation, positives
+# at $s \approx 0$ (where unrelated vectors in high dimensions sit) get the largest pull, and the
 # pull fades as they come close. Negatives far away get no push at all, and the push grows
 # sharply for negatives that look like the anchor.
 #
 # Three details at the edges, all from the $\sqrt{1-s^2}$ of the normalisation or the softmax:
-# a positive pointing exactly away ($s = -1$) gets little gradient because on the sphere every
-# direction brings it closer equally slowly, and such vectors are rare in high dimensions; the
-# push on negatives peaks a little below $s = 1$ and drops at 1 for the same reason; and the
-# closest positive gets a small gradient that *pushes* it, because it already takes more than
-# its $1/|P(i)|$ share of the probability ($P_{ip} > 1/|P(i)|$): $\mathcal{L}^{sup}_{out}$ wants
-# the positives to share equally. A big batch helps through the same mechanism: more views,
-# more chances that some are hard, and those are the ones that get the gradient.
+#
+# - a positive pointing exactly away ($s = -1$) has the largest weight but gets little gradient:
+#   at the far pole of the sphere its similarity to the anchor is at its minimum, flat to first
+#   order in every direction (and in high dimensions such vectors are rare);
+# - the push on negatives peaks a little below $s = 1$ and drops at 1 for the same reason;
+# - the dashed line for positives dips towards 0 where $P_{ip}$ reaches $1/|P(i)|$ and rises
+#   again: the closest positive gets a small gradient that *pushes* it, because it already takes
+#   more than its $1/|P(i)|$ share of the probability. $\mathcal{L}^{sup}_{out}$ wants the
+#   positives to share equally.
+#
+# A big batch helps through the same mechanism: more views, more chances that some are hard, and
+# those are the ones that get the gradient.
 
 # %% [markdown]
 # ## See why $\mathcal{L}^{sup}_{in}$ trains worse
@@ -415,6 +452,11 @@ plt.show()
 # %%
 loss_in, grad_in = contrast_gradients(anchor, contrast, is_pos, temperature, variant="in")
 print(f"L_out,i = {loss_i:.3f}   L_in,i = {loss_in:.3f}   (L_in <= L_out always, by Jensen)")
+closest = np.argsort(-sims[is_pos])[:3]  # the three easiest positives
+for name, g in [("L_out", grad[is_pos]), ("L_in", grad_in[is_pos])]:
+    far = g[sims[is_pos] < 0.5].sum() / g.sum()
+    print(f"{name:<5}: 3 easiest positives get {g[closest].sum() / g.sum():4.0%} of the pull, "
+          f"positives at s < 0.5 get {far:4.0%}")
 
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for g, marker, colour, name in [
@@ -432,9 +474,11 @@ plt.show()
 
 # %% [markdown]
 # With $\mathcal{L}^{sup}_{in}$ nearly all of the pull lands on the few positives that are already
-# the most similar, and the hard positives, the ones that still need to move, get close to
-# nothing. The paper found the same in training: on ImageNet with ResNet-50,
-# $\mathcal{L}^{sup}_{out}$ reached 78.7% top-1 and $\mathcal{L}^{sup}_{in}$ 67.4% (Table 1).
+# the most similar (the three easiest get about four fifths of it), and the hard positives, the
+# ones that still need to move, get close to nothing. The paper found the same in training: on
+# ImageNet with ResNet-50, $\mathcal{L}^{sup}_{out}$ reached 78.7% top-1 and
+# $\mathcal{L}^{sup}_{in}$ 67.4% (Table 1), and it attributes the gap to this gradient: with the
+# $1/|P(i)|$ outside the log, $\mathcal{L}^{sup}_{out}$ averages over the positives.
 # `supcon_loss` defaults to `variant="out"`.
 
 # %% [markdown]
@@ -451,6 +495,10 @@ colours = sns.color_palette("viridis", len(temperatures))
 for tau, colour in zip(temperatures, colours, strict=True):
     _, g = contrast_gradients(anchor, contrast, is_pos, tau)
     share = g[~is_pos] / g[~is_pos].sum()
+    largest = np.sort(share)[::-1]
+    at_025 = np.interp(0.25, sims[~is_pos], share)
+    print(f"tau = {tau:<4}: largest share {largest[0]:5.1%}, 10 largest {largest[:10].sum():4.0%}, "
+          f"a negative at s = 0.25 {at_025:.1e}")
     label = f"$\\tau$ = {tau}  (summed size {g[~is_pos].sum():.2f})"
     ax.plot(sims[~is_pos], share, color=colour, lw=2, label=label)
 ax.set_yscale("log")
@@ -465,11 +513,11 @@ plt.show()
 
 # %% [markdown]
 # At $\tau = 1$ the push is spread out: almost every negative gets a share within a factor of
-# ten of the largest, whatever its similarity. At $\tau = 0.05$ it goes almost entirely to the
-# few most similar negatives (the single hardest one gets about a tenth of it), and a negative at
-# similarity 0.25 gets hundreds of thousands of times less than that. A low temperature mines
-# harder, but leans on a few examples per anchor. The paper reports that lower temperatures
-# train better, until they become numerically unstable, and uses $\tau = 0.1$.
+# ten of the largest, whatever its similarity. At $\tau = 0.05$ ten negatives, 5% of them and all
+# among the most similar, take three quarters of it, the largest single share is about a tenth,
+# and a negative at similarity 0.25 gets hundreds of thousands of times less than that. A low
+# temperature mines harder, but leans on a few examples per anchor. The paper reports that lower
+# temperatures train better, until they become numerically unstable, and uses $\tau = 0.1$.
 
 # %% [markdown]
 # ## Read the loss value
@@ -514,17 +562,24 @@ def mean_cosine(features):
 
 n_big, k_big = 256, 10
 labels_big = np.arange(n_big) % k_big
-references = {
-    "collapsed (all equal)": np.ones((n_big, 2, grad_dim), np.float32),
-    "random": rng.normal(size=(n_big, 2, grad_dim)).astype(np.float32),
-    "perfect class clusters": np.repeat(np.eye(grad_dim, dtype=np.float32)[labels_big, None], 2, 1),
+references = {  # name: (key in results.json, features)
+    "collapsed (all equal)": ("collapse_loss", np.ones((n_big, 2, grad_dim), np.float32)),
+    "random": ("random_loss", rng.normal(size=(n_big, 2, grad_dim)).astype(np.float32)),
+    "perfect class clusters": (
+        "perfect_clusters_loss",
+        np.repeat(np.eye(grad_dim, dtype=np.float32)[labels_big, None], 2, axis=1),
+    ),
 }
 floor = np.mean(np.log(2 * np.bincount(labels_big)[labels_big] - 1))
-results = {"ln_2N_minus_1": float(np.log(2 * n_big - 1)), "mean_log_positives": float(floor)}
+results = {
+    "max_abs_diff_naive_vs_library": max_abs_diff,
+    "ln_2N_minus_1": float(np.log(2 * n_big - 1)),
+    "mean_log_positives": float(floor),
+}
 print(f"ln(2N-1) = {np.log(2 * n_big - 1):.3f}    mean log|P(i)| = {floor:.3f}")
-for name, feats in references.items():
+for name, (key, feats) in references.items():
     value = float(supcon_loss(tf.constant(feats), tf.constant(labels_big), temperature=temperature))
-    results[f"loss_{name.split()[0]}"] = value
+    results[key] = value
     print(f"{name:<24} SupCon loss {value:.3f}   mean cosine similarity {mean_cosine(feats):+.3f}")
 
 # %% [markdown]
