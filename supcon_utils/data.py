@@ -240,3 +240,48 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
             f"Unexpected arrays: images {images.dtype} {images.shape}, labels {labels.shape}."
         )
     return images, labels
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    batch_size: int,
+    n_views: int | None = None,
+    recipe: str | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+):
+    """A ``tf.data`` pipeline over ``images`` (uint8 NHWC) and ``labels``: shuffle, batch, augment,
+    prefetch.
+
+    - ``recipe=None``: images as float32 in [0, 1], unaugmented (evaluation, embeddings).
+    - ``recipe`` with ``n_views=None`` or ``1``: one augmented view per image, ``(B, H, W, C)``
+      (the cross-entropy baseline).
+    - ``recipe`` with ``n_views=k >= 2``: ``(B, k, H, W, C)`` views for SupCon.
+
+    Augmentation runs on whole batches in parallel ``map`` calls, so it stays off the critical path
+    of training. A shuffled (training) pipeline drops the last partial batch: a tiny batch has few
+    positives, and a new batch shape would make XLA compile the step again.
+    """
+    import tensorflow as tf
+
+    from supcon_utils import augment
+
+    if recipe is None and n_views not in (None, 1):
+        raise ValueError(f"n_views={n_views} needs an augmentation recipe to make the views")
+    ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=shuffle)
+    if recipe is None:
+        fn = augment.to_float
+    else:
+        views = augment.view_maker(recipe, images.shape[1:], n_views or 1, seed=seed)
+        fn = views if n_views and n_views > 1 else _first_view(views)
+    ds = ds.map(fn if labels is None else lambda x, y: (fn(x), y), tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _first_view(views):
+    return lambda x: views(x)[:, 0]

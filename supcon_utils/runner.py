@@ -78,7 +78,7 @@ def run_all(
     selected: list[str] | None = None,
     runs_dir: Path = RUNS_DIR,
 ) -> list[NotebookRun]:
-    """Run every notebook (or those whose stem starts with one of ``selected``) into ``runs/<name>``.
+    """Run every notebook (or those whose stems start with ``selected``) into ``runs/<name>``.
 
     Each notebook gets ``run_dir=<runs_dir>/<name>`` so that later notebooks find the models earlier
     ones saved. Stops at the first failing notebook, since later ones build on it.

@@ -360,3 +360,29 @@ def test_an_unknown_name_lists_the_valid_ones():
         load_dataset("imagenet")
     for name in ("fashion_mnist", "cifar10", "mnist", "digits"):
         assert name in str(error.value)
+
+
+def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
+    images = np.random.default_rng(0).integers(0, 256, (70, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(70) % 7
+
+    plain = list(data.make_dataset(images, None, batch_size=32))
+    assert [tuple(b.shape) for b in plain] == [(32, 28, 28, 1), (32, 28, 28, 1), (6, 28, 28, 1)]
+    np.testing.assert_allclose(plain[0].numpy(), images[:32] / 255.0, rtol=1e-6)
+
+    one = list(data.make_dataset(images, labels, batch_size=32, recipe="grayscale28",
+                                 shuffle=True))
+    assert [tuple(x.shape) for x, _ in one] == [(32, 28, 28, 1)] * 2  # partial batch dropped
+    assert np.concatenate([y.numpy() for _, y in one]).tolist() != labels[:64].tolist()  # shuffled
+
+    views, y = next(iter(data.make_dataset(images, labels, batch_size=32, n_views=2,
+                                            recipe="grayscale28")))
+    assert tuple(views.shape) == (32, 2, 28, 28, 1) and views.dtype.name == "float32"
+    assert 0.0 <= float(views.numpy().min()) and float(views.numpy().max()) <= 1.0
+    np.testing.assert_array_equal(y.numpy(), labels[:32])
+    assert not np.allclose(views[:, 0], views[:, 1])
+
+
+def test_make_dataset_refuses_views_without_a_recipe():
+    with pytest.raises(ValueError, match="needs an augmentation recipe"):
+        data.make_dataset(np.zeros((4, 8, 8, 1), np.uint8), None, batch_size=2, n_views=2)
