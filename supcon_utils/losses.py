@@ -1,0 +1,272 @@
+"""Supervised contrastive loss (Khosla et al., NeurIPS 2020): L_out (eq. 2) and L_in (eq. 3).
+
+Without labels it is the self-supervised SimCLR / NT-Xent loss (eq. 1): an anchor's only positives
+are the other views of its own image. Under a ``tf.distribute`` strategy the contrast set is the
+global batch, so every replica contrasts its anchors against all images, as on one device.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+VARIANTS = ("out", "in")
+CONTRAST_MODES = ("all", "one")
+
+
+def supcon_loss(
+    features: tf.Tensor,
+    labels: tf.Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    variant: str = "out",
+    contrast_mode: str = "all",
+    base_temperature: float | None = None,
+) -> tf.Tensor:
+    """Mean SupCon loss over the anchors that have at least one positive (0 if none has one).
+
+    With z the L2-normalised features, A(i) every view but anchor i, P(i) those of i's class:
+
+    - ``variant="out"``, eq. 2:
+      ``-1/|P(i)| sum_{p in P(i)} log(exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t))``
+    - ``variant="in"``, eq. 3:
+      ``-log(1/|P(i)| sum_{p in P(i)} exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t))``
+
+    Args:
+        features: ``(batch, n_views, dim)`` floats; float64 is computed in float64, the rest in
+            float32 (the result has that dtype).
+        labels: ``(batch,)`` integer classes, or None for SimCLR.
+        temperature: t > 0.
+        variant: ``"out"`` or ``"in"``.
+        contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
+        base_temperature: if given, the value is multiplied by ``temperature / base_temperature``
+            as in the authors' PyTorch code.
+
+    Raises:
+        ValueError: wrong rank or dtype, labels/batch length mismatch, temperature <= 0, unknown
+            variant or contrast_mode, NaN or inf features. Inside a traced graph the checks on
+            values (NaN/inf, and the lengths when the batch size is unknown) can only fail when
+            it runs, as ``InvalidArgumentError``; XLA (``jit_compile``) drops them.
+    """
+    _check_options(temperature, variant, contrast_mode, base_temperature)
+    features, labels = _check_inputs(features, labels)
+    z = tf.math.l2_normalize(features, axis=-1)
+    batch, n_views, dim = tf.unstack(tf.shape(z))
+
+    ctx = tf.distribute.get_replica_context()
+    n_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if n_replicas > 1:
+        # all_gather is differentiable: its gradient sums every replica's contribution back onto
+        # the local slice, which is what the global-batch loss asks for.
+        global_z = ctx.all_gather(z, axis=0)
+        shard_sizes = ctx.all_gather(tf.reshape(batch, [1]), axis=0)
+        # Shards may differ in size (a last partial batch), so the offset is not replica * batch.
+        offset = tf.reduce_sum(shard_sizes[: ctx.replica_id_in_sync_group])
+        global_labels = None if labels is None else ctx.all_gather(labels, axis=0)
+    else:
+        global_z, offset, global_labels = z, tf.constant(0), labels
+    global_batch = tf.shape(global_z)[0]
+
+    if labels is None:
+        # SimCLR: the class of a view is the index of its image in the global batch.
+        local_ids = tf.cast(offset + tf.range(batch), tf.int64)
+        global_ids = tf.range(tf.cast(global_batch, tf.int64))
+    else:
+        local_ids, global_ids = labels, global_labels
+
+    # View-major order (all images' view 0, then view 1, ...), as the reference code.
+    contrast = tf.reshape(tf.transpose(global_z, [1, 0, 2]), [-1, dim])
+    contrast_ids = tf.tile(global_ids, [n_views])
+    if contrast_mode == "all":
+        anchors = tf.reshape(tf.transpose(z, [1, 0, 2]), [-1, dim])
+        anchor_views = n_views
+    else:
+        anchors = z[:, 0]
+        anchor_views = 1
+    anchor_ids = tf.tile(local_ids, [anchor_views])
+    anchor_index = tf.reshape(
+        tf.range(anchor_views)[:, None] * global_batch + offset + tf.range(batch)[None, :], [-1]
+    )
+
+    losses, valid = _anchor_losses(
+        anchors, anchor_ids, anchor_index, contrast, contrast_ids, temperature, variant
+    )
+    total = tf.reduce_sum(losses)
+    count = tf.reduce_sum(tf.cast(valid, total.dtype))
+    if n_replicas > 1:
+        # Keras divides each replica's loss by n_replicas and sums the gradients, so scaling by
+        # n_replicas / global count makes that sum the single-device mean over the global batch.
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        total = total * n_replicas
+    loss = total / tf.maximum(count, 1.0)
+    if base_temperature is not None:
+        loss = loss * (temperature / base_temperature)
+    return loss
+
+
+class SupConLoss(keras.losses.Loss):
+    """Keras wrapper of :func:`supcon_loss`: ``y_true`` are the labels, ``y_pred`` the features.
+
+    ``y_true`` may come as ``(batch,)`` or ``(batch, 1)`` and as floats, since Keras casts targets
+    to the loss dtype; None gives the SimCLR loss.
+    """
+
+    def __init__(
+        self,
+        *,
+        temperature: float = 0.1,
+        variant: str = "out",
+        contrast_mode: str = "all",
+        base_temperature: float | None = None,
+        name: str = "supcon_loss",
+        **kwargs,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        _check_options(temperature, variant, contrast_mode, base_temperature)
+        self.temperature = temperature
+        self.variant = variant
+        self.contrast_mode = contrast_mode
+        self.base_temperature = base_temperature
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if y_true is None:
+            # Keras would try to convert None to a tensor. The value is already reduced to a
+            # scalar, so only the cast to the loss dtype is left to do.
+            with tf.name_scope(self.name):
+                return self.call(None, tf.cast(y_pred, self.dtype))
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def call(self, y_true: tf.Tensor | None, y_pred: tf.Tensor) -> tf.Tensor:
+        labels = None
+        if y_true is not None:
+            labels = tf.convert_to_tensor(y_true)
+            if labels.shape.rank == 2 and labels.shape[-1] == 1:
+                labels = tf.squeeze(labels, axis=-1)
+            if not labels.dtype.is_integer:
+                labels = tf.cast(labels, tf.int64)
+        return supcon_loss(
+            y_pred,
+            labels,
+            temperature=self.temperature,
+            variant=self.variant,
+            contrast_mode=self.contrast_mode,
+            base_temperature=self.base_temperature,
+        )
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "temperature": self.temperature,
+            "variant": self.variant,
+            "contrast_mode": self.contrast_mode,
+            "base_temperature": self.base_temperature,
+        }
+
+
+def _anchor_losses(
+    anchors: tf.Tensor,
+    anchor_ids: tf.Tensor,
+    anchor_index: tf.Tensor,
+    contrast: tf.Tensor,
+    contrast_ids: tf.Tensor,
+    temperature: float,
+    variant: str,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-anchor L_out (eq. 2) or L_in (eq. 3) terms from already-normalised vectors.
+
+    ``anchor_index[k]`` is anchor k's own row in ``contrast`` (left out of A(k)). Returns the
+    losses, 0 where an anchor has no positive, and the mask of anchors that have one.
+    """
+    logits = tf.matmul(anchors, contrast, transpose_b=True) / temperature
+    others = tf.range(tf.shape(contrast)[0])[None, :] != anchor_index[:, None]  # A(i)
+    positives = others & (anchor_ids[:, None] == contrast_ids[None, :])  # P(i)
+    n_positives = tf.reduce_sum(tf.cast(positives, logits.dtype), axis=1)
+    valid = n_positives > 0
+    n_safe = tf.maximum(n_positives, 1.0)
+
+    log_denominator = _masked_logsumexp(logits, others)
+    if variant == "out":
+        mean_positive_logit = tf.reduce_sum(tf.where(positives, logits, 0.0), axis=1) / n_safe
+        losses = log_denominator - mean_positive_logit
+    else:
+        losses = log_denominator - _masked_logsumexp(logits, positives) + tf.math.log(n_safe)
+    return tf.where(valid, losses, 0.0), valid
+
+
+def _masked_logsumexp(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Row-wise log sum_{mask} exp(x), and 0 for rows with an empty mask.
+
+    The max is taken over the masked entries only: subtracting a max that includes the anchor
+    itself (logit 1/t) would underflow every term to 0 at t = 0.01 when the anchor is far from
+    all others. Masking before exp keeps exp(2/t) from overflowing to inf (and inf * 0 = NaN).
+    """
+    any_entry = tf.reduce_any(mask, axis=1)
+    x = tf.where(mask, x, x.dtype.min)
+    row_max = tf.stop_gradient(tf.where(any_entry, tf.reduce_max(x, axis=1), 0.0))
+    total = tf.reduce_sum(tf.exp(x - row_max[:, None]), axis=1)
+    return tf.math.log(tf.where(any_entry, total, 1.0)) + row_max
+
+
+def _check_options(
+    temperature: float, variant: str, contrast_mode: str, base_temperature: float | None
+) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if base_temperature is not None and not base_temperature > 0:
+        raise ValueError(f"base_temperature must be > 0 or None, got {base_temperature}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    if contrast_mode not in CONTRAST_MODES:
+        raise ValueError(
+            f"unknown contrast_mode {contrast_mode!r}; expected one of {CONTRAST_MODES}"
+        )
+
+
+def _check_inputs(
+    features: tf.Tensor, labels: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """Validate shapes and values; cast features to the compute dtype and labels to int64."""
+    features = tf.convert_to_tensor(features)
+    if not features.dtype.is_floating:
+        raise ValueError(f"features must be floating point, got {features.dtype.name}")
+    if features.shape.rank != 3:
+        raise ValueError(
+            f"features must have rank 3 (batch, n_views, dim), got shape {features.shape}"
+        )
+    # Half precision would overflow exp(1/t) at small t; float64 stays float64 for reference use.
+    features = tf.cast(features, tf.float64 if features.dtype == tf.float64 else tf.float32)
+    message = "features contain NaN or inf"
+    finite = tf.reduce_all(tf.math.is_finite(features))
+    if tf.executing_eagerly():
+        if not bool(finite):
+            raise ValueError(message)
+    else:
+        # A graph can only fail at run time (InvalidArgumentError; XLA drops the check). Assert,
+        # unlike check_numerics, adds nothing to the backward pass, where a mixed-precision loss
+        # scale may legitimately overflow.
+        with tf.control_dependencies([tf.debugging.Assert(finite, [message])]):
+            features = tf.identity(features)
+
+    if labels is None:
+        return features, None
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank != 1:
+        raise ValueError(f"labels must have rank 1 (batch,), got shape {labels.shape}")
+    if not labels.dtype.is_integer:
+        raise ValueError(f"labels must be integers, got {labels.dtype.name}")
+    n_labels, batch = labels.shape[0], features.shape[0]
+    if n_labels is not None and batch is not None:
+        if n_labels != batch:
+            raise ValueError(f"labels have length {n_labels} but features have batch {batch}")
+    else:  # Keras traces with an unknown batch size: check when the graph runs.
+        with tf.control_dependencies(
+            [
+                tf.debugging.assert_equal(
+                    tf.shape(labels)[0],
+                    tf.shape(features)[0],
+                    message="labels length differs from the features' batch size",
+                )
+            ]
+        ):
+            labels = tf.identity(labels)
+    return features, tf.cast(labels, tf.int64)
