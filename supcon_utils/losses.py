@@ -56,15 +56,9 @@ def supcon_loss(
     ctx = tf.distribute.get_replica_context()
     n_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
     if n_replicas > 1:
-        # all_gather is differentiable: its gradient sums every replica's contribution back onto
-        # the local slice, which is what the global-batch loss asks for.
-        global_z = ctx.all_gather(z, axis=0)
-        shard_sizes = ctx.all_gather(tf.reshape(batch, [1]), axis=0)
-        # Shards may differ in size (a last partial batch), so the offset is not replica * batch.
-        offset = tf.reduce_sum(shard_sizes[: ctx.replica_id_in_sync_group])
-        global_labels = None if labels is None else ctx.all_gather(labels, axis=0)
+        global_z, global_labels, offset = _gather_batch(ctx, z, labels)
     else:
-        global_z, offset, global_labels = z, tf.constant(0), labels
+        global_z, global_labels, offset = z, labels, tf.constant(0)
     global_batch = tf.shape(global_z)[0]
 
     if labels is None:
@@ -92,12 +86,18 @@ def supcon_loss(
         anchors, anchor_ids, anchor_index, contrast, contrast_ids, temperature, variant
     )
     total = tf.reduce_sum(losses)
-    count = tf.reduce_sum(tf.cast(valid, total.dtype))
     if n_replicas > 1:
-        # Keras divides each replica's loss by n_replicas and sums the gradients, so scaling by
-        # n_replicas / global count makes that sum the single-device mean over the global batch.
-        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        # Anchors with a positive across all replicas: an image's anchor views have one iff its
+        # class holds more than one view of the global batch. Counted from the gathered labels,
+        # so no second collective is needed. Scaling by n_replicas makes the mean over replicas
+        # the single-device value on the global batch.
+        same = tf.equal(global_ids[:, None], global_ids[None, :])
+        class_views = tf.reduce_sum(tf.cast(same, tf.int32), axis=1) * n_views
+        count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(class_views > 1, tf.int32)),
+                        total.dtype)  # fmt: skip
         total = total * n_replicas
+    else:
+        count = tf.reduce_sum(tf.cast(valid, total.dtype))
     loss = total / tf.maximum(count, 1.0)
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
@@ -144,7 +144,7 @@ class SupConLoss(keras.losses.Loss):
                 labels = tf.squeeze(labels, axis=-1)
             if not labels.dtype.is_integer:
                 labels = tf.cast(labels, tf.int64)
-        return supcon_loss(
+        loss = supcon_loss(
             y_pred,
             labels,
             temperature=self.temperature,
@@ -152,6 +152,10 @@ class SupConLoss(keras.losses.Loss):
             contrast_mode=self.contrast_mode,
             base_temperature=self.base_temperature,
         )
+        # Keras divides a loss by the number of replicas (then sums their gradients) only when
+        # it reduces a vector of losses itself; it returns a scalar like this one untouched.
+        ctx = tf.distribute.get_replica_context()
+        return loss / (ctx.num_replicas_in_sync if ctx is not None else 1)
 
     def get_config(self) -> dict:
         return {
@@ -191,6 +195,31 @@ def _anchor_losses(
     else:
         losses = log_denominator - _masked_logsumexp(logits, positives) + tf.math.log(n_safe)
     return tf.where(valid, losses, 0.0), valid
+
+
+def _gather_batch(
+    ctx: tf.distribute.ReplicaContext, z: tf.Tensor, labels: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor]:
+    """The global batch's features and labels, and where the local shard starts in it.
+
+    One ``all_gather`` of a packed tensor (features, then replica id and label bit-cast to the
+    features' dtype): replicas match collectives by launch order, and separate gathers inside
+    Keras' traced step were seen to launch in different orders on different replicas. The gather
+    is differentiable: its gradient sums every replica's contribution back onto the local slice.
+    Shards may differ in size (a last partial batch), so the offset is counted, not assumed.
+    """
+    batch, n_views, dim = tf.unstack(tf.shape(z))
+    int_type = tf.int64 if z.dtype == tf.float64 else tf.int32
+    replica = tf.cast(ctx.replica_id_in_sync_group, int_type)
+    ids = tf.zeros([batch], int_type) if labels is None else tf.cast(labels, int_type)
+    meta = tf.stack([tf.fill([batch], replica), ids], axis=1)
+    packed = tf.concat([tf.reshape(z, [batch, -1]), tf.bitcast(meta, z.dtype)], axis=1)
+    gathered = ctx.all_gather(packed, axis=0)
+    global_z = tf.reshape(gathered[:, :-2], [-1, n_views, dim])
+    global_meta = tf.bitcast(tf.stop_gradient(gathered[:, -2:]), int_type)
+    offset = tf.reduce_sum(tf.cast(global_meta[:, 0] < replica, tf.int32))
+    global_labels = None if labels is None else tf.cast(global_meta[:, 1], tf.int64)
+    return global_z, global_labels, offset
 
 
 def _masked_logsumexp(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -6,6 +6,7 @@ They must be configured before TensorFlow initialises its devices, hence here at
 
 # supcon_utils sets TensorFlow's environment defaults, so it must load before TensorFlow.
 # isort: off
+import pytest
 import supcon_utils  # noqa: F401
 import tensorflow as tf
 
@@ -17,3 +18,20 @@ try:
     )
 except RuntimeError:  # devices already initialised by an earlier import; keep what is there
     pass
+
+
+@pytest.fixture(scope="session")
+def two_replicas() -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy on 2 logical CPUs for the whole session.
+
+    Each strategy object numbers its collectives from the same start, and TensorFlow's collective
+    executor remembers an instance key's dtype and shape for the process: a second strategy would
+    reuse keys of the first with other tensors and abort. So every test shares this one.
+    """
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.fail(
+            f"need 2 logical CPU devices, found {len(devices)}: tests/conftest.py configures them "
+            "before TensorFlow initialises; something initialised TensorFlow's devices earlier"
+        )
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])

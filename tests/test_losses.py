@@ -333,16 +333,6 @@ def test_half_precision_inputs_at_small_temperature(dtype, variant):
 # 6. tf.distribute ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def two_replicas():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.fail(
-            f"need 2 logical CPU devices, found {len(devices)}: tests/conftest.py configures them "
-            "before TensorFlow initialises; something initialised TensorFlow's devices earlier"
-        )
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-
 
 @pytest.mark.parametrize(
     ("with_labels", "variant", "contrast_mode", "shards"),
@@ -497,3 +487,36 @@ def test_keras_model_fits_with_jit_compile():
     # The logged loss is the one of the weights before the step.
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
     assert not np.allclose(model.get_weights()[0], before)
+
+
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_keras_fit_under_mirrored_strategy_matches_single_device(two_replicas, with_labels):
+    """evaluate() and one SGD step of fit() on 2 replicas equal those on one device.
+
+    Keras divides a loss by the number of replicas only when it reduces a vector itself, and
+    sums the replicas' gradients; a scalar loss that skipped the division would step 2x too far.
+    """
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 2, 8)).astype("float32")
+    y = rng.integers(0, 3, 16) if with_labels else np.zeros(16)  # labels unused without them
+
+    def build(weights=None):
+        model = keras.Sequential([keras.Input((2, 8)), keras.layers.Dense(8, use_bias=False)])
+        if weights is not None:
+            model.set_weights(weights)
+        loss = SupConLoss(temperature=0.5)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss if with_labels else
+                      (lambda _, features: loss(None, features)))
+        return model
+
+    single = build()
+    weights = single.get_weights()
+    with two_replicas.scope():
+        mirrored = build(weights)
+    assert mirrored.evaluate(x, y, batch_size=16, verbose=0) == pytest.approx(
+        single.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5)
+    single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(mirrored.get_weights()[0], single.get_weights()[0], rtol=1e-4,
+                               atol=1e-6)
+    assert not np.allclose(single.get_weights()[0], weights[0]), "the step must move the weights"
