@@ -1,0 +1,143 @@
+"""Encoders, heads, MAC counting and SupConModel training (plain, XLA, MirroredStrategy)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from supcon_utils import augment, losses, models
+
+SMALL = dict(input_shape=(16, 16, 1), widths=(16, 32, 64))  # a resnet_small that trains in seconds
+
+
+@pytest.mark.parametrize(
+    "name, input_shape, dim",
+    [
+        ("resnet_small", (28, 28, 1), 128),
+        ("resnet_small", (8, 8, 1), 128),  # digits
+        ("resnet18_cifar", (32, 32, 3), 512),
+        ("resnet50v2", (32, 32, 3), 2048),
+    ],
+)
+def test_encoder_output_shapes(name, input_shape, dim):
+    encoder = models.build_encoder(name, input_shape)
+    features = encoder(np.random.default_rng(0).random((2, *input_shape), np.float32))
+    assert tuple(features.shape) == (2, dim)
+    assert np.all(np.isfinite(features))
+
+
+def test_encoder_errors_name_the_problem():
+    with pytest.raises(ValueError, match="resnet18_cifar.*resnet50v2.*resnet_small"):
+        models.build_encoder("resnet1000", (28, 28, 1))
+    with pytest.raises(ValueError, match="at least 32x32"):
+        models.build_encoder("resnet50v2", (28, 28, 1))
+
+
+def test_count_macs_matches_hand_count():
+    inputs = keras.Input((10, 10, 8))
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(inputs)  # 5x5 outputs
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    inner = keras.Model(inputs, keras.layers.Dense(4)(x))
+    outer_in = keras.Input((10, 10, 8))
+    outer = keras.Model(outer_in, keras.layers.Dense(3)(inner(outer_in)))  # nested model
+    assert models.count_macs(outer) == 5 * 5 * 3 * 3 * 8 * 16 + 16 * 4 + 4 * 3
+
+
+def test_resnet_small_budget():
+    encoder = models.resnet_small()
+    assert 9e6 <= models.count_macs(encoder) <= 11.5e6
+    assert 0.25e6 <= encoder.count_params() <= 0.35e6
+
+
+def test_projection_head_is_unit_norm_and_classifier_gives_logits():
+    features = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32)
+    head = models.projection_head(64)
+    z = head(features).numpy()
+    assert z.shape == (5, 128)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    assert models.projection_head(64, hidden_dim=32, output_dim=16).count_params() == (
+        64 * 32 + 32 + 32 * 16 + 16
+    )
+    logits = models.linear_classifier(64, 10)(features).numpy()
+    assert logits.shape == (5, 10) and logits.min() < 0  # raw logits, no softmax
+
+
+@pytest.fixture(scope="module")
+def views_batch():
+    """32 noise images of 4 classes, two fixed views each: a batch a model can memorise."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, *SMALL["input_shape"]), dtype=np.uint8)
+    labels = np.repeat(np.arange(4), 8)
+    views = augment.make_views(images, augment.augmenter("grayscale28", images.shape[1:], seed=0))
+    return images, views.numpy(), labels
+
+
+def _supcon_model(**kwargs) -> models.SupConModel:
+    keras.utils.set_random_seed(0)
+    return models.SupConModel(models.resnet_small(**SMALL), models.projection_head(64), **kwargs)
+
+
+def _fit_and_check(model, views, labels, steps=12):
+    """Train on the one batch; the loss must fall clearly (chance ~log 63, floor log 15)."""
+    history = [float(model.train_on_batch(views, labels)) for _ in range(steps)]
+    assert history[-1] < history[0] - 1.0, f"loss did not fall: {np.round(history, 3)}"
+    # test_step: inference batch norm, whose moving statistics still lag the weights a little.
+    assert model.evaluate(views, labels, verbose=0) < history[0] - 0.5
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_supcon_model_train_steps_lower_the_loss(views_batch, jit_compile):
+    _, views, labels = views_batch
+    model = _supcon_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.SupConLoss(),
+                  jit_compile=jit_compile)  # fmt: skip
+    assert model.built  # at construction: BackupAndRestore needs it before fit
+    assert tuple(model(views[:3]).shape) == (3, 2, 128)
+    _fit_and_check(model, views, labels)
+
+
+def test_supcon_model_trains_under_mirrored_strategy(views_batch, two_replicas):
+    cpus = tf.config.list_logical_devices("CPU")
+    assert len(cpus) == 2, (
+        f"expected 2 logical CPU devices, found {len(cpus)}: tests/conftest.py must split the CPU "
+        "at import (tf.config.set_logical_device_configuration) before TensorFlow initialises"
+    )
+    _, views, labels = views_batch
+    with two_replicas.scope():  # one strategy per process: see tests/conftest.py
+        model = _supcon_model()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.SupConLoss())
+    _fit_and_check(model, views, labels)
+
+
+def test_mirrored_loss_equals_single_device_loss(views_batch, two_replicas):
+    """evaluate() on 2 replicas (each contrasting against the global batch) equals 1 device."""
+    _, views, labels = views_batch
+    with two_replicas.scope():
+        mirrored = _supcon_model()
+        mirrored.compile(loss=losses.SupConLoss())
+    single = _supcon_model()
+    single.compile(loss=losses.SupConLoss())
+    single.set_weights(mirrored.get_weights())
+    expected = single.evaluate(views, labels, batch_size=32, verbose=0)
+    actual = mirrored.evaluate(views, labels, batch_size=32, verbose=0)
+    assert actual == pytest.approx(expected, rel=1e-5)
+
+
+def test_supcon_model_with_augmenter_makes_its_own_views(views_batch):
+    images, _, labels = views_batch
+    augmenter = augment.augmenter("grayscale28", images.shape[1:], seed=0)
+    model = _supcon_model(augmenter=augmenter, n_views=3)
+    with pytest.raises(ValueError, match="do not support XLA"):
+        model.compile(loss=losses.SupConLoss(), jit_compile=True)
+    model.compile(optimizer="adam", loss=losses.SupConLoss())
+    assert tuple(model(images).shape) == (32, 3, 128)
+    assert np.isfinite(model.train_on_batch(images, labels))
+
+
+def test_supcon_model_without_labels_and_bad_input(views_batch):
+    images, views, _ = views_batch
+    model = _supcon_model()
+    model.compile(optimizer="adam", loss=losses.SupConLoss())
+    assert np.isfinite(model.train_on_batch(views))  # no labels: SimCLR
+    with pytest.raises(ValueError, match="views"):
+        model(images.astype(np.float32))

@@ -1,0 +1,80 @@
+"""Training recipes: resumable runs, loading finished runs, presets."""
+
+import json
+
+import keras
+import pytest
+
+from supcon_utils import training
+
+# digits: 8x8 images, always offline; small enough that an epoch takes a second.
+TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2,
+            jit_compile=False)
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises at the end of one epoch, as a Colab disconnect would stop a run."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"killed after epoch {epoch}")
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", training.KINDS)
+def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
+    cfg = training.config("quick", **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        training.run(kind, cfg, tmp_path, callbacks=[_Crash(epoch=1)], verbose=0)
+    assert len(training.history(tmp_path / kind)) == 2
+    assert (tmp_path / kind / "backup").exists()
+
+    epochs = _Epochs()
+    results = training.run(kind, cfg, tmp_path, callbacks=[epochs], verbose=0)
+    assert epochs.started == [2], "the resumed run must start after the last saved epoch"
+    assert results["epochs_completed"] == cfg.epochs
+    assert [row["epoch"] for row in training.history(tmp_path / kind)] == [0, 1, 2]
+    assert not (tmp_path / kind / "backup").exists()
+    assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_finished_run_is_loaded_and_a_changed_config_retrains(tmp_path):
+    cfg = training.config("quick", **TINY)
+    first = training.run("cross_entropy", cfg, tmp_path, verbose=0)
+    saved = json.loads((tmp_path / "cross_entropy" / "results.json").read_text())
+    assert saved["metrics"] == first["metrics"]
+
+    epochs = _Epochs()
+    again = training.run("cross_entropy", cfg, tmp_path, callbacks=[epochs], verbose=0)
+    assert epochs.started == []
+    assert again["metrics"] == first["metrics"]
+    assert set(again["models"]) == {"encoder", "classifier"}
+
+    changed = training.run("cross_entropy", training.config("quick", **{**TINY, "epochs": 1}),
+                           tmp_path, callbacks=[epochs], verbose=0)
+    assert epochs.started == [0]
+    assert changed["config"]["epochs"] == 1
+
+
+def test_config_overrides_and_errors():
+    cfg = training.config("full", epochs=None, temperature=0.5)
+    assert cfg.n_train is None and cfg.temperature == 0.5
+    assert cfg.epochs == training.PRESETS["full"].epochs
+    with pytest.raises(ValueError, match="unknown preset"):
+        training.config("huge")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        training.config("quick", temprature=0.5)
