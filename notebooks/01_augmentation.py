@@ -1,0 +1,188 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -papermill
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Contrastive augmentation: two views of every image
+#
+# Make the augmented views that SupCon contrasts, look at them, and see which pairs of views the
+# loss treats as positives, with labels and without.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/supcon-tutorial/supcon/blob/main/notebooks/01_augmentation.ipynb)
+#
+# **What you will learn**
+#
+# - how a contrastive pipeline turns each image into two (or more) random *views* inside
+#   `tf.data`, with Keras preprocessing layers;
+# - why each augmentation fits 28x28 grayscale clothing, and what changes for natural colour images;
+# - how fast the pipeline is, so that it never starves training;
+# - which views are positives of which: the positive mask, with labels (SupCon) and without
+#   (SimCLR).
+#
+# **Run time**: about half a minute on a 2-core CPU (most of it importing TensorFlow and timing the
+# pipeline); a GPU does not change it.
+
+# %% tags=["parameters"]
+seed = 0  # seeds Python, numpy, TensorFlow and the augmentation layers
+dataset = "fashion_mnist"  # dataset of supcon_utils.data.load_dataset
+recipe = "grayscale28"  # augmentation recipe: "grayscale28" (clothing) or "color32" (CIFAR-10)
+n_views = 2  # views per image
+n_show = 6  # images shown in the grid of augmented views, one per class
+mask_batch = 8  # images in the batch whose positive mask is drawn
+mask_classes = 3  # classes among those images
+timing_images = 20_000  # images pushed through the pipeline to time it
+batch_size = 256  # batch size of the timed pipeline (the training default)
+run_dir = "runs/default"  # run folder: figures and results.json go to run_dir/01_augmentation
+
+# %%
+# Colab only: install the supcon_utils package from GitHub. Anywhere else this does nothing.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "git+https://github.com/supcon-tutorial/supcon"],
+        check=True,
+    )
+
+# %%
+import json
+import time
+from pathlib import Path
+
+import supcon_utils  # noqa: I001  (first: it sets TensorFlow's environment before TF loads)
+import keras
+import numpy as np
+import tensorflow as tf
+
+from supcon_utils import augment, data, plots
+
+_ = tf.zeros(1) + 1  # a first op, so TensorFlow's start-up log lines land in this cell
+keras.utils.set_random_seed(seed)
+out_dir = Path(run_dir) / "01_augmentation"
+out_dir.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## Load the images
+#
+# `load_dataset` returns uint8 arrays of shape `(N, H, W, C)`. Fashion-MNIST comes from a local,
+# checksum-verified copy (see `data/README.md`), so nothing is downloaded here.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+(x_train, y_train), (x_test, y_test) = data.load_dataset(dataset)
+class_names = data.CLASS_NAMES[dataset]
+print("train", x_train.shape, x_train.dtype, "test", x_test.shape)
+print("classes:", ", ".join(class_names))
+
+# %% [markdown]
+# ## Build the augmenter
+#
+# The recipe for grayscale clothing is a milder cousin of SimCLR's:
+#
+# | augmentation | why it fits 28x28 grayscale clothing |
+# |---|---|
+# | random resized crop, 60-100% of the area | items are centred and scale-normalised, so small crops would cut away what tells a shirt from a coat |
+# | horizontal flip | a garment mirrored is the same garment; a vertical flip is not (shoes never stand on their heads) |
+# | brightness and contrast jitter (p = 0.8) | fabric tone and lighting vary; there is no colour to jitter |
+# | random erasing | occludes a patch, so the encoder cannot rely on one detail (a collar, a strap) |
+#
+# For natural colour images (`recipe="color32"`, CIFAR-10) the reference recipe is stronger:
+# crops down to 20% of the image (objects appear at any scale and position), colour jitter of
+# brightness, contrast and saturation 0.4 and hue 0.1 with p = 0.8, and grayscale with p = 0.2.
+# Colour distortion matters there because two crops of one photo share a colour histogram, which
+# would let the network match views by colour alone.
+
+# %%
+augmenter = augment.augmenter(recipe, x_train.shape[1:], seed=seed)
+for layer in augmenter.layers:
+    print(type(layer).__name__)
+
+# %% [markdown]
+# ## Look at the views
+#
+# One image per class; every row shows the original and its views. Each view gets its own random
+# crop, flip, jitter and erasing.
+
+# %%
+rng = np.random.default_rng(seed)
+shown = [int(rng.choice(np.flatnonzero(y_train == c))) for c in range(n_show)]
+images = x_train[shown]
+views = augment.make_views(images, augmenter, n_views).numpy()
+fig = plots.augmented_pairs(images, views, y_train[shown], class_names)
+fig.savefig(out_dir / "augmented_views.png", dpi=120)
+
+# %% [markdown]
+# ## Put it in a `tf.data` pipeline and time it
+#
+# `data.make_dataset` shuffles, batches, makes the views with parallel `map` calls and prefetches.
+# Augmenting whole batches (one call of the layers per batch, not per image) is what keeps it fast.
+# The encoder of notebook 03 trains at several hundred images per second on this CPU, so the
+# pipeline must make views much faster than that.
+
+# %%
+ds = data.make_dataset(x_train[:timing_images], y_train[:timing_images], batch_size=batch_size,
+                       n_views=n_views, recipe=recipe, shuffle=True, seed=seed)
+batch_views, batch_labels = next(iter(ds))
+print("one batch:", tuple(batch_views.shape), batch_views.dtype.name, tuple(batch_labels.shape))
+start = time.perf_counter()
+n_seen = sum(int(v.shape[0]) for v, _ in ds)
+seconds = time.perf_counter() - start
+throughput = n_seen / seconds
+print(f"{n_seen} images -> {n_views} views each in {seconds:.1f} s: {throughput:,.0f} images/s")
+
+# %% [markdown]
+# ## Who is a positive of whom
+#
+# The loss sees a batch of N images as 2N views, laid out view-major: every image's first view,
+# then every image's second view. For anchor view i, the **positives** P(i) are the other views
+# with the same label; all other views are negatives. Without labels (SimCLR), the only positive
+# is the other view of the same image. The masks below are the ones the loss builds, drawn for a
+# small batch with a few classes.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mask_labels = np.sort(rng.choice(mask_classes, size=mask_batch))
+view_labels = np.tile(mask_labels, n_views)  # the label of each view, view-major
+view_images = np.tile(np.arange(mask_batch), n_views)  # the image each view comes from
+not_self = ~np.eye(n_views * mask_batch, dtype=bool)
+masks = {
+    "SupCon (labels)": (view_labels[:, None] == view_labels[None, :]) & not_self,
+    "SimCLR (no labels)": (view_images[:, None] == view_images[None, :]) & not_self,
+}
+for name, mask in masks.items():
+    print(f"{name}: positives per anchor = {mask.sum(axis=1).tolist()}")
+
+# %%
+fig = plots.positive_masks(masks, mask_labels, n_views)
+fig.savefig(out_dir / "positive_masks.png", dpi=120)
+
+# %% [markdown]
+# With labels, an anchor of a class with m images in the batch has 2m - 1 positives instead of
+# one: SupCon pulls together every view of every image of the class. That is why it needs batches
+# where each class appears more than once, and why larger batches help it.
+
+# %%
+results = {"metrics": {"augmentation_images_per_s": round(throughput), "n_views": n_views,
+                       "recipe": recipe}}
+_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+# %% [markdown]
+# ## What's next
+#
+# Notebook 02 derives the loss these views go into; notebook 03 trains an encoder with it and
+# compares it with cross-entropy.
