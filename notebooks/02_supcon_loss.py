@@ -41,7 +41,7 @@
 
 # %% tags=["parameters"]
 seed = 0  # seeds numpy, Python and TensorFlow: every number below is reproducible
-n_images = 8  # N: images in the small demo batch, so 2N = 16 views
+n_images = 8  # N: images in the small demo batch (2N views with two views each)
 n_classes = 3  # classes among the demo images
 dim = 16  # embedding dimension of the demo batch
 temperature = 0.1  # tau for the demos (the paper's default for SupCon)

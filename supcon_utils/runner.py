@@ -139,7 +139,7 @@ def write_summary(runs: list[NotebookRun], run_dir: Path) -> str:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)
 
 

@@ -6,6 +6,8 @@ compares the checked cells; these runs check that the parameters cell really dri
 
 import json
 
+import nbformat
+import papermill
 import pytest
 
 from supcon_utils import runner
@@ -19,6 +21,18 @@ TINY = {
 
 def test_every_notebook_has_tiny_parameters():
     assert sorted(TINY) == [nb.stem for nb in runner.notebooks()]
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_parameter_is_listed_by_papermill_with_its_comment(name):
+    """``papermill --help-notebook`` must list each knob of the parameters cell, with its help."""
+    notebook = runner.NOTEBOOK_DIR / f"{name}.ipynb"
+    cells = nbformat.read(notebook, as_version=4).cells
+    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [line.split("=")[0].strip() for line in source.splitlines() if "=" in line]
+    listed = papermill.inspect_notebook(str(notebook))
+    assert sorted(listed) == sorted(assigned)
+    assert all(listed[name]["help"] for name in assigned)
 
 
 @pytest.mark.slow
