@@ -41,8 +41,8 @@ class Config:
     recipe: str = "grayscale28"  # augmentation recipe of supcon_utils.augment
     n_train: int | None = 20_000  # training images used (a stratified subset); None: all
     batch_size: int = 256
-    epochs: int = 4  # epochs of SupCon pretraining and of the CE baseline: the same budget
-    probe_epochs: int = 20  # epochs of the linear probe on frozen, precomputed features
+    epochs: int = 6  # epochs of SupCon pretraining and of the CE baseline: the same budget
+    probe_epochs: int = 40  # epochs of the linear probe on frozen, precomputed features
     temperature: float = 0.1
     n_views: int = 2
     optimizer: str = "adamw"  # "adamw" or "sgd" (momentum 0.9, the paper's)
@@ -58,7 +58,7 @@ PRESETS: dict[str, Config] = {
     # The notebooks' default: CPU, a third of Fashion-MNIST, minutes.
     "quick": Config(),
     # CPU, all 60,000 training images.
-    "full": Config(n_train=None, epochs=10, probe_epochs=30),
+    "full": Config(n_train=None, epochs=10),
     # Colab GPU: CIFAR-10, ResNet-18, the paper's large batch, SGD with warm-up and cosine decay.
     "gpu": Config(
         dataset="cifar10", encoder="resnet18_cifar", recipe="color32", n_train=None,
@@ -121,20 +121,26 @@ def run(
 
     out.mkdir(parents=True, exist_ok=True)
     config_file.write_text(json.dumps(wanted, indent=2) + "\n")
+    if not (out / "backup").exists():  # no epoch to resume from: training starts at epoch 0
+        (out / "history.csv").unlink(missing_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     train, test = load_data(cfg)
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
     if kind == "supcon":
         trained = _train_supcon(cfg, train, fit_callbacks, verbose)
+        _check_finite(history(out))
+        _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
         probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
         trained["classifier"] = probe
     else:
         trained = _train_cross_entropy(cfg, train, fit_callbacks, verbose)
+        _check_finite(history(out))
         metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
     for name, model in trained.items():
         model.save(out / f"{name}.keras")
@@ -195,6 +201,23 @@ def history(out: str | Path) -> list[dict[str, float]]:
         return []
     rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
     return [{name: float(row[name]) for name in rows.dtype.names} for row in rows]
+
+
+def _check_finite(rows: list[dict[str, float]]) -> None:
+    """Fail loudly rather than save a model whose training loss went NaN."""
+    if not rows or not np.isfinite(rows[-1]["loss"]):
+        raise RuntimeError("training diverged (NaN or no finished epoch); lower the learning rate")
+
+
+def _check_not_collapsed(encoder: keras.Model, head: keras.Model, images: np.ndarray) -> None:
+    """Fail loudly if SupCon mapped every image to (nearly) one point of the hypersphere."""
+    z = head.predict(embed(encoder, images[:512]), verbose=0)
+    mean_cosine = float(np.mean(z @ z.T))
+    if mean_cosine > 0.99:
+        raise RuntimeError(
+            f"SupCon collapsed: mean cosine similarity {mean_cosine:.3f} between embeddings of "
+            "different images (the loss sits at ln(2N-1)). Lower the learning rate."
+        )
 
 
 def _train_supcon(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:

@@ -3,9 +3,10 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 
-from supcon_utils import training
+from supcon_utils import models, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2,
@@ -78,3 +79,22 @@ def test_config_overrides_and_errors():
         training.config("huge")
     with pytest.raises(ValueError, match="unknown config keys"):
         training.config("quick", temprature=0.5)
+
+
+def test_collapsed_embeddings_are_refused():
+    images = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    encoder = models.resnet_small((8, 8, 1))
+    head = models.projection_head(128)
+    training._check_not_collapsed(encoder, head, images)  # a random network has not collapsed
+    constant = keras.Sequential([keras.Input((128,)), keras.layers.Dense(
+        128, kernel_initializer="zeros", bias_initializer="ones")])
+    with pytest.raises(RuntimeError, match="collapsed"):
+        training._check_not_collapsed(encoder, constant, images)
+
+
+@pytest.mark.slow
+def test_diverging_run_fails_loudly(tmp_path):
+    cfg = training.config("quick", **{**TINY, "epochs": 1, "learning_rate": 1e12})
+    with pytest.raises(RuntimeError, match="diverged"):
+        training.run("cross_entropy", cfg, tmp_path, verbose=0)
+    assert not (tmp_path / "cross_entropy" / "results.json").exists()
