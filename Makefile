@@ -9,13 +9,26 @@ NAME   ?= default
 PARAMS ?=
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: reproduce test env data equations lint sync clean
+.PHONY: reproduce test bench sweep env data equations lint sync clean
 
 reproduce: env data
 	$(PY) -m supcon_utils.runner --name $(NAME) $(PARAMS)
 
 test: env data
 	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# Training and loss speed on this machine (a few minutes): a table, and benchmarks/results.json.
+bench: env data
+	$(PY) benchmarks/bench.py
+
+# A papermill sweep of one notebook over a grid; resumable; table in runs/<SWEEP>/sweep.csv, e.g.
+# make sweep SWEEP=tsweep GRID="-g temperature=0.05,0.1,0.2,0.5 -g batch_size=128,256"
+NOTEBOOK ?= 03_training
+SWEEP    ?=
+GRID     ?=
+sweep: env data
+	@test -n "$(SWEEP)" || { echo 'name the sweep: make sweep SWEEP=<name> GRID="-g key=v1,v2"'; exit 2; }
+	$(PY) -m supcon_utils.sweep --notebook $(NOTEBOOK) --name $(SWEEP) $(GRID) $(PARAMS)
 
 env: $(VENV)/.installed
 
@@ -35,7 +48,7 @@ equations: env
 	$(PY) scripts/make_equations.py equations.png
 
 lint: env
-	$(VENV)/bin/ruff check supcon_utils tests scripts notebooks
+	$(VENV)/bin/ruff check supcon_utils tests scripts benchmarks notebooks
 
 # After editing notebooks/NN_name.py: pair, then re-execute in place so outputs match the code.
 sync: env

@@ -389,22 +389,7 @@ paper = weight * np.sqrt(1 - sims**2)
 print(f"largest difference, autodiff vs the paper's formula: {np.abs(grad - paper).max():.1e}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-for ax, chosen, colour, what in [
-    (axes[0], is_pos, "tab:green", "positives (pulled in)"),
-    (axes[1], ~is_pos, "tab:red", "negatives (pushed away)"),
-]:
-    term = "|P_{ip} - X_{ip}|" if ax is axes[0] else "P_{in}"
-    ax.plot(sims[chosen], weight[chosen], "--", color="0.55", lw=1.2,
-            label=f"weight in $\\partial\\mathcal{{L}}/\\partial\\mathbf{{z}}_i$: ${term}/\\tau$")
-    ax.plot(sims[chosen], paper[chosen], color="black", lw=1, label="weight $\\times\\sqrt{1-s^2}$")
-    ax.scatter(sims[chosen], grad[chosen], s=16, color=colour, zorder=3, label="autodiff")
-    ax.set_title(f"{what}, $\\tau$ = {temperature}")
-    ax.set_xlabel("cosine similarity to the anchor  $s = \\mathbf{z}_i \\cdot \\mathbf{z}_j$")
-    ax.legend(loc="lower center" if ax is axes[0] else "upper left", fontsize=9)
-axes[0].set_ylabel("gradient size  $\\|\\partial \\mathcal{L}_{out,i}/\\partial \\mathbf{z}_j\\|$")
-fig.suptitle("One anchor's gradient: hard examples get large gradients, easy ones almost none")
-fig.tight_layout()
+fig = plots.gradient_sizes(sims, is_pos, grad, weight, paper, temperature)
 fig.savefig(out_dir / "hard_mining.png", dpi=100)
 plt.show()
 
@@ -458,17 +443,12 @@ for name, g in [("L_out", grad[is_pos]), ("L_in", grad_in[is_pos])]:
     print(f"{name:<5}: 3 easiest positives get {g[closest].sum() / g.sum():4.0%} of the pull, "
           f"positives at s < 0.5 get {far:4.0%}")
 
-fig, ax = plt.subplots(figsize=(7, 4.2))
-for g, marker, colour, name in [
-    (grad, "o-", "tab:green", "$\\mathcal{L}^{sup}_{out}$ (eq. 2)"),
-    (grad_in, "s-", "tab:purple", "$\\mathcal{L}^{sup}_{in}$ (eq. 3)"),
-]:
-    ax.plot(sims[is_pos], g[is_pos], marker, color=colour, label=name)
-ax.set_xlabel("cosine similarity of the positive to the anchor")
-ax.set_ylabel("gradient size on the positive")
-ax.set_title(f"Pull on each of the {n_positives} positives, $\\tau$ = {temperature}")
-ax.legend()
-fig.tight_layout()
+fig = plots.positive_pull(
+    sims[is_pos],
+    {"$\\mathcal{L}^{sup}_{out}$ (eq. 2)": grad[is_pos],
+     "$\\mathcal{L}^{sup}_{in}$ (eq. 3)": grad_in[is_pos]},
+    temperature,
+)  # fmt: skip
 fig.savefig(out_dir / "out_vs_in.png", dpi=100)
 plt.show()
 
@@ -490,24 +470,16 @@ plt.show()
 # gives the total, which grows as $\tau$ falls).
 
 # %%
-fig, ax = plt.subplots(figsize=(7.5, 4.4))
-colours = sns.color_palette("viridis", len(temperatures))
-for tau, colour in zip(temperatures, colours, strict=True):
+shares = {}
+for tau in temperatures:
     _, g = contrast_gradients(anchor, contrast, is_pos, tau)
     share = g[~is_pos] / g[~is_pos].sum()
     largest = np.sort(share)[::-1]
     at_025 = np.interp(0.25, sims[~is_pos], share)
     print(f"tau = {tau:<4}: largest share {largest[0]:5.1%}, 10 largest {largest[:10].sum():4.0%}, "
           f"a negative at s = 0.25 {at_025:.1e}")
-    label = f"$\\tau$ = {tau}  (summed size {g[~is_pos].sum():.2f})"
-    ax.plot(sims[~is_pos], share, color=colour, lw=2, label=label)
-ax.set_yscale("log")
-ax.set_ylim(1e-6, 1)
-ax.set_xlabel("cosine similarity of the negative to the anchor")
-ax.set_ylabel("share of the total push on negatives")
-ax.set_title(f"Where the push on {n_negatives} negatives goes, by temperature")
-ax.legend(loc="upper left")
-fig.tight_layout()
+    shares[f"$\\tau$ = {tau}  (summed size {g[~is_pos].sum():.2f})"] = share
+fig = plots.negative_shares(sims[~is_pos], shares)
 fig.savefig(out_dir / "temperature.png", dpi=100)
 plt.show()
 

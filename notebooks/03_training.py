@@ -46,6 +46,8 @@ batch_size = None  # images per batch; None: the preset's (quick: 256)
 epochs = None  # epochs of SupCon pretraining and of the CE baseline; None: the preset's
 probe_epochs = None  # epochs of the linear probe; None: the preset's
 temperature = None  # SupCon temperature tau; None: the preset's (0.1)
+variant = None  # SupCon loss, "out" (eq. 2) or "in" (eq. 3); None: the preset's ("out")
+classes_per_batch = None  # class-balanced batches of this many classes; None: random batches
 learning_rate = None  # peak learning rate; None: the preset's
 optimizer = None  # "adamw" or "sgd"; None: the preset's
 warmup_epochs = None  # linear warm-up before cosine decay; None: the preset's
@@ -89,8 +91,8 @@ keras.utils.set_random_seed(seed)
 cfg = training.config(
     preset, dataset=dataset, encoder=encoder, recipe=recipe, n_train=n_train,
     batch_size=batch_size, epochs=epochs, probe_epochs=probe_epochs, temperature=temperature,
-    learning_rate=learning_rate, optimizer=optimizer, warmup_epochs=warmup_epochs,
-    jit_compile=jit_compile, seed=seed,
+    variant=variant, classes_per_batch=classes_per_batch, learning_rate=learning_rate,
+    optimizer=optimizer, warmup_epochs=warmup_epochs, jit_compile=jit_compile, seed=seed,
 )
 pd.Series(dataclasses.asdict(cfg), name=preset).to_frame()
 

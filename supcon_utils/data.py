@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import os
 import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +244,61 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return images, labels
 
 
+def balanced_batches(
+    labels: np.ndarray,
+    classes_per_batch: int,
+    images_per_class: int,
+    seed: int | Sequence[int] | np.random.Generator = 0,
+) -> np.ndarray:
+    """One epoch of class-balanced batches: ``(n_batches, c * m)`` indices into ``labels``.
+
+    Every batch holds exactly ``m = images_per_class`` images of each of ``c = classes_per_batch``
+    different classes, in random order. An epoch uses each image at most once: each class's images
+    are shuffled and cut into groups of ``m`` (the last ``len % m`` are left out, different ones
+    each epoch), and groups of ``c`` different classes are formed as often as possible, always from
+    the classes with the most groups left (ties broken at random), then the batches are shuffled.
+    Only groups no batch of ``c`` different classes can take are left out, so the number of batches
+    depends on the class counts alone: ``len(labels) // (c * m)`` or a little less for balanced
+    classes, fewer when a few classes are much larger than the rest.
+
+    ``seed`` is anything ``numpy.random.default_rng`` takes, e.g. ``(seed, epoch)`` for the epoch
+    of a run. A class with fewer than ``m`` images, or ``c`` above the number of classes, is a
+    ValueError.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    if classes_per_batch < 1 or images_per_class < 1:
+        raise ValueError(f"classes_per_batch ({classes_per_batch}) and images_per_class "
+                         f"({images_per_class}) must be at least 1")  # fmt: skip
+    classes, counts = np.unique(labels, return_counts=True)
+    if classes_per_batch > len(classes):
+        raise ValueError(f"classes_per_batch={classes_per_batch} exceeds the {len(classes)} "
+                         "classes in labels")  # fmt: skip
+    small = {int(k): int(n) for k, n in zip(classes, counts, strict=True) if n < images_per_class}
+    if small:
+        raise ValueError(f"images_per_class={images_per_class} exceeds the images of some classes "
+                         f"(class: count): {small}")  # fmt: skip
+
+    rng = np.random.default_rng(seed)
+    groups = []  # per class, its shuffled images as rows of images_per_class
+    for k, n in zip(classes, counts, strict=True):
+        order = rng.permutation(np.flatnonzero(labels == k))
+        groups.append(order[: n - n % images_per_class].reshape(-1, images_per_class))
+    left = np.array([len(g) for g in groups])
+    batches = []
+    while True:
+        # The c classes with the most groups left, ties broken at random: this forms as many
+        # batches of c different classes as the group counts allow.
+        picked = np.lexsort((rng.random(len(left)), -left))[:classes_per_batch]
+        if left[picked].min() == 0:
+            break
+        left[picked] -= 1
+        batch = np.concatenate([groups[k][left[k]] for k in picked])
+        batches.append(rng.permutation(batch))
+    return rng.permutation(np.stack(batches)).astype(np.int64)
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray | None,
@@ -251,6 +308,7 @@ def make_dataset(
     recipe: str | None = None,
     shuffle: bool = False,
     seed: int = 0,
+    balanced: tuple[int, int] | None = None,
 ):
     """A ``tf.data`` pipeline over ``images`` (uint8 NHWC) and ``labels``: shuffle, batch, augment,
     prefetch.
@@ -259,6 +317,10 @@ def make_dataset(
     - ``recipe`` with ``n_views=None`` or ``1``: one augmented view per image, ``(B, H, W, C)``
       (the cross-entropy baseline).
     - ``recipe`` with ``n_views=k >= 2``: ``(B, k, H, W, C)`` views for SupCon.
+    - ``balanced=(c, m)``: every batch is ``m`` images of each of ``c`` classes
+      (``batch_size`` must be ``c * m``), as :func:`balanced_batches` draws them; each pass over
+      the dataset is a new epoch of them (epoch ``e`` uses seed ``(seed, e)``), with a fixed
+      number of batches. Batches are always drawn at random, whatever ``shuffle`` says.
 
     Augmentation runs on whole batches in parallel ``map`` calls, so it stays off the critical path
     of training. A shuffled (training) pipeline drops the last partial batch: a tiny batch has few
@@ -270,10 +332,13 @@ def make_dataset(
 
     if recipe is None and n_views not in (None, 1):
         raise ValueError(f"n_views={n_views} needs an augmentation recipe to make the views")
-    ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=shuffle)
+    if balanced is not None:
+        ds = _balanced_dataset(images, labels, batch_size, balanced, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
+        if shuffle:
+            ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=shuffle)
     if recipe is None:
         fn = augment.to_float
     else:
@@ -285,3 +350,27 @@ def make_dataset(
 
 def _first_view(views):
     return lambda x: views(x)[:, 0]
+
+
+def _balanced_dataset(images, labels, batch_size: int, balanced: tuple[int, int], seed: int):
+    """Batches ``(images, labels)`` of :func:`balanced_batches`, a new epoch at each iteration."""
+    import tensorflow as tf
+
+    classes_per_batch, images_per_class = balanced
+    if labels is None:
+        raise ValueError("balanced batches need labels")
+    if batch_size != classes_per_batch * images_per_class:
+        raise ValueError(f"balanced={balanced} makes batches of {classes_per_batch} x "
+                         f"{images_per_class} images, but batch_size={batch_size}")  # fmt: skip
+    n_batches = len(balanced_batches(labels, classes_per_batch, images_per_class, (seed, 0)))
+    epochs = itertools.count()
+
+    def epoch():  # called for every new iterator over the dataset, i.e. every Keras epoch
+        yield from balanced_batches(labels, classes_per_batch, images_per_class,
+                                    (seed, next(epochs)))  # fmt: skip
+
+    indices = tf.data.Dataset.from_generator(
+        epoch, output_signature=tf.TensorSpec((batch_size,), tf.int64)
+    ).apply(tf.data.experimental.assert_cardinality(n_batches))
+    x, y = tf.constant(images), tf.constant(labels)
+    return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))

@@ -3,6 +3,8 @@
 Without labels it is the self-supervised SimCLR / NT-Xent loss (eq. 1): an anchor's only positives
 are the other views of its own image. Under a ``tf.distribute`` strategy the contrast set is the
 global batch, so every replica contrasts its anchors against all images, as on one device.
+Optional extra, gradient-free contrast entries (a memory bank or a queue of momentum-encoder keys,
+see ``supcon_utils.moco``) can be appended to the contrast set.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ def supcon_loss(
     variant: str = "out",
     contrast_mode: str = "all",
     base_temperature: float | None = None,
+    extra_features: tf.Tensor | None = None,
+    extra_labels: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Mean SupCon loss over the anchors that have at least one positive (0 if none has one).
 
-    With z the L2-normalised features, A(i) every view but anchor i, P(i) those of i's class:
+    With z the L2-normalised features, A(i) every view but anchor i (plus the extra entries, if
+    any), P(i) those of i's class:
 
     - ``variant="out"``, eq. 2:
       ``-1/|P(i)| sum_{p in P(i)} log(exp(z_i.z_p/t) / sum_{a in A(i)} exp(z_i.z_a/t))``
@@ -41,15 +46,27 @@ def supcon_loss(
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
         base_temperature: if given, the value is multiplied by ``temperature / base_temperature``
             as in the authors' PyTorch code.
+        extra_features: optional ``(n_extra, dim)`` floats appended to every anchor's contrast set
+            A(i) (L2-normalised too), e.g. a memory bank or a queue of keys. They are constants
+            (no gradient) and never anchors. ``n_extra = 0`` gives the loss without them. Under a
+            ``tf.distribute`` strategy each replica passes the same extra entries (they are not
+            gathered).
+        extra_labels: ``(n_extra,)`` integer classes of ``extra_features``: required with
+            ``labels`` (an extra entry of i's class is in P(i)), not allowed without (SimCLR: the
+            extra entries are negatives of every anchor).
 
     Raises:
         ValueError: wrong rank or dtype, labels/batch length mismatch, temperature <= 0, unknown
-            variant or contrast_mode, NaN or inf features. Inside a traced graph the checks on
-            values (NaN/inf, and the lengths when the batch size is unknown) can only fail when
-            it runs, as ``InvalidArgumentError``; XLA (``jit_compile``) drops them.
+            variant or contrast_mode, NaN or inf features; for the extra entries: a wrong rank or
+            dtype, a dim other than the features', extra_labels missing with labels (or given
+            without labels or without extra_features), a labels/rows length mismatch. Inside a
+            traced graph the checks on values (NaN/inf, and the lengths when the batch size is
+            unknown) can only fail when it runs, as ``InvalidArgumentError``; XLA
+            (``jit_compile``) drops them.
     """
     _check_options(temperature, variant, contrast_mode, base_temperature)
     features, labels = _check_inputs(features, labels)
+    extra_features, extra_labels = _check_extra(features, labels, extra_features, extra_labels)
     z = tf.math.l2_normalize(features, axis=-1)
     batch, n_views, dim = tf.unstack(tf.shape(z))
 
@@ -71,6 +88,12 @@ def supcon_loss(
     # View-major order (all images' view 0, then view 1, ...), as the reference code.
     contrast = tf.reshape(tf.transpose(global_z, [1, 0, 2]), [-1, dim])
     contrast_ids = tf.tile(global_ids, [n_views])
+    if extra_features is not None:
+        if extra_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
+            extra_labels = tf.fill(tf.shape(extra_features)[:1], tf.constant(-1, tf.int64))
+        extra = tf.stop_gradient(tf.math.l2_normalize(extra_features, axis=-1))
+        contrast = tf.concat([contrast, extra], axis=0)
+        contrast_ids = tf.concat([contrast_ids, extra_labels], axis=0)
     if contrast_mode == "all":
         anchors = tf.reshape(tf.transpose(z, [1, 0, 2]), [-1, dim])
         anchor_views = n_views
@@ -93,7 +116,10 @@ def supcon_loss(
         # the single-device value on the global batch.
         same = tf.equal(global_ids[:, None], global_ids[None, :])
         class_views = tf.reduce_sum(tf.cast(same, tf.int32), axis=1) * n_views
-        count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(class_views > 1, tf.int32)),
+        has_positive = class_views > 1
+        if extra_labels is not None:  # or one among the extra entries
+            has_positive |= tf.reduce_any(global_ids[:, None] == extra_labels[None, :], axis=1)
+        count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(has_positive, tf.int32)),
                         total.dtype)  # fmt: skip
         total = total * n_replicas
     else:
@@ -264,17 +290,7 @@ def _check_inputs(
         )
     # Half precision would overflow exp(1/t) at small t; float64 stays float64 for reference use.
     features = tf.cast(features, tf.float64 if features.dtype == tf.float64 else tf.float32)
-    message = "features contain NaN or inf"
-    finite = tf.reduce_all(tf.math.is_finite(features))
-    if tf.executing_eagerly():
-        if not bool(finite):
-            raise ValueError(message)
-    else:
-        # A graph can only fail at run time (InvalidArgumentError; XLA drops the check). Assert,
-        # unlike check_numerics, adds nothing to the backward pass, where a mixed-precision loss
-        # scale may legitimately overflow.
-        with tf.control_dependencies([tf.debugging.Assert(finite, [message])]):
-            features = tf.identity(features)
+    features = _assert_finite(features, "features contain NaN or inf")
 
     if labels is None:
         return features, None
@@ -283,19 +299,93 @@ def _check_inputs(
         raise ValueError(f"labels must have rank 1 (batch,), got shape {labels.shape}")
     if not labels.dtype.is_integer:
         raise ValueError(f"labels must be integers, got {labels.dtype.name}")
-    n_labels, batch = labels.shape[0], features.shape[0]
-    if n_labels is not None and batch is not None:
-        if n_labels != batch:
-            raise ValueError(f"labels have length {n_labels} but features have batch {batch}")
-    else:  # Keras traces with an unknown batch size: check when the graph runs.
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_equal(
-                    tf.shape(labels)[0],
-                    tf.shape(features)[0],
-                    message="labels length differs from the features' batch size",
-                )
-            ]
-        ):
-            labels = tf.identity(labels)
+    labels = _assert_same_length(
+        labels,
+        features,
+        "labels have length {} but features have batch {}",
+        "labels length differs from the features' batch size",
+    )
     return features, tf.cast(labels, tf.int64)
+
+
+def _check_extra(
+    features: tf.Tensor,
+    labels: tf.Tensor | None,
+    extra_features: tf.Tensor | None,
+    extra_labels: tf.Tensor | None,
+) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+    """Validate the extra contrast entries; cast them to the features' dtype and int64."""
+    if extra_features is None:
+        if extra_labels is not None:
+            raise ValueError("extra_labels given without extra_features")
+        return None, None
+    extra_features = tf.convert_to_tensor(extra_features)
+    if not extra_features.dtype.is_floating:
+        raise ValueError(f"extra_features must be floating point, got {extra_features.dtype.name}")
+    if extra_features.shape.rank != 2:
+        raise ValueError(
+            f"extra_features must have rank 2 (n_extra, dim), got shape {extra_features.shape}"
+        )
+    dim, extra_dim = features.shape[-1], extra_features.shape[-1]
+    if dim is not None and extra_dim is not None and dim != extra_dim:
+        raise ValueError(f"extra_features have dim {extra_dim} but features have dim {dim}")
+    extra_features = _assert_finite(
+        tf.cast(extra_features, features.dtype), "extra_features contain NaN or inf"
+    )
+
+    if labels is None:
+        if extra_labels is not None:
+            raise ValueError(
+                "extra_labels given without labels: without labels (SimCLR) every extra entry "
+                "is a negative"
+            )
+        return extra_features, None
+    if extra_labels is None:
+        raise ValueError("extra_labels are required with labels and extra_features")
+    extra_labels = tf.convert_to_tensor(extra_labels)
+    if extra_labels.shape.rank != 1:
+        raise ValueError(
+            f"extra_labels must have rank 1 (n_extra,), got shape {extra_labels.shape}"
+        )
+    if not extra_labels.dtype.is_integer:
+        raise ValueError(f"extra_labels must be integers, got {extra_labels.dtype.name}")
+    extra_labels = _assert_same_length(
+        extra_labels,
+        extra_features,
+        "extra_labels have length {} but extra_features have {} rows",
+        "extra_labels length differs from the number of extra_features",
+    )
+    return extra_features, tf.cast(extra_labels, tf.int64)
+
+
+def _assert_finite(x: tf.Tensor, message: str) -> tf.Tensor:
+    """``x``, checked for NaN and inf: a ValueError now when eager, else when the graph runs."""
+    finite = tf.reduce_all(tf.math.is_finite(x))
+    if tf.executing_eagerly():
+        if not bool(finite):
+            raise ValueError(message)
+        return x
+    # A graph can only fail at run time (InvalidArgumentError; XLA drops the check). Assert,
+    # unlike check_numerics, adds nothing to the backward pass, where a mixed-precision loss
+    # scale may legitimately overflow.
+    with tf.control_dependencies([tf.debugging.Assert(finite, [message])]):
+        return tf.identity(x)
+
+
+def _assert_same_length(
+    x: tf.Tensor, reference: tf.Tensor, message: str, run_time_message: str
+) -> tf.Tensor:
+    """``x``, checked to have as many rows as ``reference``.
+
+    A ValueError (``message`` formatted with both lengths) when both are known now, else an
+    assertion (``run_time_message``) when the graph runs.
+    """
+    n, expected = x.shape[0], reference.shape[0]
+    if n is not None and expected is not None:
+        if n != expected:
+            raise ValueError(message.format(n, expected))
+        return x
+    # Keras traces with an unknown batch size: check when the graph runs.
+    check = tf.debugging.assert_equal(tf.shape(x)[0], tf.shape(reference)[0], run_time_message)
+    with tf.control_dependencies([check]):
+        return tf.identity(x)

@@ -143,18 +143,22 @@ class SupConModel(keras.Model):
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Projections `(batch, n_views, dim)` of views `(batch, n_views, H, W, C)`."""
+        images, n_views = self._fold_views(inputs)
+        projections = self.head(self.encoder(images, training=training), training=training)
+        return _unfold(projections, n_views)
+
+    def _fold_views(self, inputs: tf.Tensor) -> tuple[tf.Tensor, int | tf.Tensor]:
+        """The views of `inputs` as one batch `(batch * n_views, H, W, C)`, and `n_views`."""
         rank = len(inputs.shape)
         if rank == 4 and self.augmenter is not None:
             inputs = augment.make_views(inputs, self.augmenter, self.n_views)
         elif rank != 5:
             raise ValueError(
-                f"SupConModel takes views (batch, n_views, H, W, C), or images (batch, H, W, C) "
-                f"when given an augmenter; got shape {tuple(inputs.shape)}"
+                f"{type(self).__name__} takes views (batch, n_views, H, W, C), or images "
+                f"(batch, H, W, C) when given an augmenter; got shape {tuple(inputs.shape)}"
             )
         n_views = inputs.shape[1] or ops.shape(inputs)[1]
-        images = ops.reshape(inputs, (-1, *inputs.shape[2:]))
-        projections = self.head(self.encoder(images, training=training), training=training)
-        return ops.reshape(projections, (-1, n_views, projections.shape[-1]))
+        return ops.reshape(inputs, (-1, *inputs.shape[2:])), n_views
 
     def compile(
         self, optimizer="adam", loss=None, *, jit_compile: bool | str = "auto", **kwargs
@@ -177,6 +181,46 @@ class SupConModel(keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+
+
+class HybridModel(SupConModel):
+    """SupCon on the projection head plus cross-entropy on a classifier of the same features.
+
+    `call` returns `{"projection": (batch, n_views, dim), "logits": (batch, n_views, classes)}`;
+    compile it with a loss per output and `loss_weights` (see `training`), and feed labels as
+    `{"projection": labels, "logits": labels repeated per view}`. With `stop_gradient=True` the
+    cross-entropy trains the classifier only, not the encoder: SupCon pretraining with a linear
+    probe fitted online, in the same pass.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        head: keras.Model,
+        classifier: keras.Model,
+        *,
+        stop_gradient: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(encoder, head, **kwargs)
+        self.classifier = classifier
+        self.stop_gradient = stop_gradient
+        self.built = self.built and classifier.built
+
+    def call(self, inputs: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """Projections and class logits of every view."""
+        images, n_views = self._fold_views(inputs)
+        features = self.encoder(images, training=training)
+        projections = self.head(features, training=training)
+        if self.stop_gradient:
+            features = ops.stop_gradient(features)
+        logits = self.classifier(features, training=training)
+        return {"projection": _unfold(projections, n_views), "logits": _unfold(logits, n_views)}
+
+
+def _unfold(x: tf.Tensor, n_views: int | tf.Tensor) -> tf.Tensor:
+    """`(batch * n_views, dim)` back to `(batch, n_views, dim)`."""
+    return ops.reshape(x, (-1, n_views, x.shape[-1]))
 
 
 def _resnet(

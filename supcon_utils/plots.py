@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 
@@ -81,6 +83,217 @@ def training_curves(
             twin.set_ylabel("accuracy")
             twin.legend(loc="center right", fontsize=8)
         ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_sizes(
+    sims: np.ndarray,
+    is_positive: np.ndarray,
+    autodiff: np.ndarray,
+    weight: np.ndarray,
+    formula: np.ndarray,
+    temperature: float,
+) -> plt.Figure:
+    """One anchor's gradient on each contrast view against its cosine similarity to the anchor.
+
+    Left panel positives, right panel negatives: the paper's weight of each term (dashed), that
+    weight times the sqrt(1 - s^2) of the L2 normalisation (line), and autodiff's sizes (dots).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, chosen, colour, what, term in [
+        (axes[0], is_positive, "tab:green", "positives (pulled in)", "|P_{ip} - X_{ip}|"),
+        (axes[1], ~is_positive, "tab:red", "negatives (pushed away)", "P_{in}"),
+    ]:
+        ax.plot(sims[chosen], weight[chosen], "--", color="0.55", lw=1.2,
+                label=rf"weight in $\partial\mathcal{{L}}/\partial\mathbf{{z}}_i$: ${term}/\tau$")
+        ax.plot(sims[chosen], formula[chosen], color="black", lw=1,
+                label="weight $\\times\\sqrt{1-s^2}$")
+        ax.scatter(sims[chosen], autodiff[chosen], s=16, color=colour, zorder=3, label="autodiff")
+        ax.set_title(f"{what}, $\\tau$ = {temperature}")
+        ax.set_xlabel("cosine similarity to the anchor  $s = \\mathbf{z}_i \\cdot \\mathbf{z}_j$")
+        ax.legend(loc="lower center" if ax is axes[0] else "upper left", fontsize=9)
+    axes[0].set_ylabel(r"gradient size  $\|\partial \mathcal{L}_{out,i}/\partial \mathbf{z}_j\|$")
+    fig.suptitle("One anchor's gradient: hard examples get large gradients, easy ones almost none")
+    fig.tight_layout()
+    return fig
+
+
+def positive_pull(
+    sims: np.ndarray, gradients: Mapping[str, np.ndarray], temperature: float
+) -> plt.Figure:
+    """Gradient size on each positive against its similarity, one line per loss variant."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = itertools.cycle([("o-", "tab:green"), ("s-", "tab:purple"), ("^-", "tab:orange")])
+    for (name, g), (marker, colour) in zip(gradients.items(), styles, strict=False):
+        ax.plot(sims, g, marker, color=colour, label=name)
+    ax.set_xlabel("cosine similarity of the positive to the anchor")
+    ax.set_ylabel("gradient size on the positive")
+    ax.set_title(f"Pull on each of the {len(sims)} positives, $\\tau$ = {temperature}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def negative_shares(sims: np.ndarray, shares: Mapping[str, np.ndarray]) -> plt.Figure:
+    """Each negative's share of the total push against its similarity, one line per setting."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    colours = sns.color_palette("viridis", len(shares))
+    for (label, share), colour in zip(shares.items(), colours, strict=True):
+        ax.plot(sims, share, color=colour, lw=2, label=label)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-6, 1)
+    ax.set_xlabel("cosine similarity of the negative to the anchor")
+    ax.set_ylabel("share of the total push on negatives")
+    ax.set_title(f"Where the push on {len(sims)} negatives goes, by temperature")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def embedding_scatter(
+    points: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    title: str = "",
+) -> plt.Figure:
+    """2-d embeddings of the same images (``evaluation.project_2d``), one panel per model.
+
+    ``points`` maps a model's name to ``(n, 2)`` coordinates; ``labels`` colour the points and the
+    legend names the classes.
+    """
+    palette = sns.color_palette("tab10", len(class_names))
+    fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 5), squeeze=False)
+    for ax, (name, xy) in zip(axes[0], points.items(), strict=True):
+        for c, class_name in enumerate(class_names):
+            chosen = labels == c
+            ax.scatter(xy[chosen, 0], xy[chosen, 1], s=4, color=palette[c], label=class_name,
+                       alpha=0.7, rasterized=True)  # fmt: skip
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(
+    matrices: Mapping[str, np.ndarray | Sequence[Sequence[int]]], class_names: Sequence[str]
+) -> plt.Figure:
+    """Row-normalised confusion matrices side by side (rows: true class, columns: predicted)."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(6 * len(matrices), 5.4), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        counts = np.asarray(matrix, dtype=np.float64)
+        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        sns.heatmap(rates, ax=ax, cmap="Blues", vmin=0, vmax=1, annot=True, fmt=".2f",
+                    annot_kws={"fontsize": 7}, cbar=False, square=True,
+                    xticklabels=class_names, yticklabels=class_names)  # fmt: skip
+        ax.set_title(f"{name}: accuracy {np.trace(counts) / counts.sum():.2%}")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_heatmaps(
+    embeddings: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str]
+) -> plt.Figure:
+    """Cosine similarity between every pair of images, sorted by class, one panel per model.
+
+    Strong clustering shows as bright blocks on the diagonal on a dark background. The panels
+    share one colour scale, from the lowest similarity in any panel to 1 (encoder outputs after a
+    ReLU are non-negative, so their similarities rarely go below 0).
+    """
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    edges = np.flatnonzero(np.diff(sorted_labels)) + 1
+    centres = (np.r_[0, edges] + np.r_[edges, len(labels)]) / 2
+    ticks = [class_names[int(c)] for c in np.unique(sorted_labels)]
+    sims = {}
+    for name, x in embeddings.items():
+        u = x[order] / np.linalg.norm(x[order], axis=1, keepdims=True)
+        sims[name] = u @ u.T
+    low = min(float(s.min()) for s in sims.values())
+    fig, axes = plt.subplots(1, len(sims), figsize=(5.4 * len(sims) + 1, 5.4), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for ax, (name, sim) in zip(axes[0], sims.items(), strict=True):
+        image = ax.imshow(sim, cmap="viridis", vmin=low, vmax=1, interpolation="nearest")
+        for edge in edges:
+            ax.axhline(edge - 0.5, color="white", lw=0.3)
+            ax.axvline(edge - 0.5, color="white", lw=0.3)
+        ax.set_xticks(centres - 0.5, ticks, rotation=90, fontsize=8)
+        ax.set_yticks(centres - 0.5, ticks, fontsize=8)
+        ax.set_title(f"{name}: cosine similarity")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    return fig
+
+
+def metric_bars(table: Mapping[str, Mapping[str, float]], title: str = "") -> plt.Figure:
+    """Grouped bars: ``table[model][metric]``, one group per metric, one bar per model."""
+    models = list(table)
+    metrics = list(next(iter(table.values())))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(metrics) * len(models)), 3.8))
+    for i, model in enumerate(models):
+        xs = np.arange(len(metrics)) + (i - (len(models) - 1) / 2) * width
+        ax.bar(xs, [table[model][m] for m in metrics], width, label=model)
+    ax.set_xticks(np.arange(len(metrics)), metrics, rotation=30, ha="right")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_lines(
+    table: pd.DataFrame, x: str, metrics: Mapping[str, str], hue: str | None = None
+) -> plt.Figure:
+    """Metrics of a sweep (``sweep.sweep``'s table) against one swept parameter.
+
+    ``metrics`` maps a column to a panel title (e.g. ``{"supcon/metrics/test_accuracy":
+    "SupCon + probe"}``); ``hue`` is a second swept parameter, one line per value. A log x axis
+    when ``x`` spans more than a factor of 5.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for ax, (column, title) in zip(axes[0], metrics.items(), strict=True):
+        sns.lineplot(data=table, x=x, y=column, hue=hue, marker="o", ax=ax,
+                     palette="viridis" if hue else None)  # fmt: skip
+        values = table[x].astype(float)
+        if values.min() > 0 and values.max() / values.min() > 5:
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(values.unique()), [f"{v:g}" for v in sorted(values.unique())])
+        ax.set_title(title)
+        ax.set_ylabel("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def robustness_curves(tables: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    """Accuracy against severity per corruption, one line per model (``robustness_table`` rows).
+
+    One panel per corruption, and a last panel with the mean over corruptions (the paper's Fig. 3).
+    """
+    corruptions = [c for c in next(iter(tables.values())).corruption.unique() if c != "clean"]
+    panels = [*corruptions, "mean"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.3), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for name, table in tables.items():
+        clean = float(table.loc[table.corruption == "clean", "accuracy"].iloc[0])
+        corrupted = table[table.corruption != "clean"]
+        curves = {c: corrupted[corrupted.corruption == c].set_index("severity").accuracy
+                  for c in corruptions}  # fmt: skip
+        curves["mean"] = corrupted.groupby("severity").accuracy.mean()
+        for ax, panel in zip(axes[0], panels, strict=True):
+            curve = curves[panel]
+            ax.plot([0, *curve.index], [clean, *curve.values], "o-", ms=3, label=name)
+            ax.set_title(panel)
+            ax.set_xlabel("severity")
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, -1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

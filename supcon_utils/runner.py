@@ -99,23 +99,41 @@ def run_all(
 
 
 def collect_results(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every ``results.json`` below ``run_dir``, keyed by its folder relative to ``run_dir``."""
+    """The ``results.json`` of ``run_dir`` and of its sub-folders, keyed by the sub-folder's name.
+
+    Only one level down: a notebook's own training runs nested deeper (notebook 05's recipes) are
+    summarised by the notebook's ``results.json``.
+    """
     found = {}
-    for path in sorted(run_dir.rglob("results.json")):
+    for path in sorted([*run_dir.glob("results.json"), *run_dir.glob("*/results.json")]):
         key = str(path.parent.relative_to(run_dir)) or "."
         found[key] = json.loads(path.read_text())
     return found
 
 
 def summary_markdown(runs: list[NotebookRun], results: dict[str, dict[str, Any]]) -> str:
-    """The results table the main job prints and writes to ``runs/<name>/results.md``."""
+    """The results table the main job prints and writes to ``runs/<name>/results.md``.
+
+    A ``results.json`` whose ``metrics`` map model names to metric dicts (notebook 04's comparison)
+    becomes one table with a column per model; any other becomes a two-column metric table.
+    """
     lines = ["| notebook | status | wall time (s) |", "|---|---|---:|"]
     for run in runs:
         status = "ok" if run.error is None else f"FAILED ({run.error})"
         lines.append(f"| {run.notebook} | {status} | {run.seconds:.0f} |")
+    if runs:
+        lines.append(f"| **total** | | {sum(r.seconds for r in runs):.0f} |")
     for key, res in results.items():
         metrics = res.get("metrics", res)
-        rows = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float, str, bool))]
+        if metrics and all(isinstance(v, dict) for v in metrics.values()):
+            columns = list(metrics)
+            names = list(dict.fromkeys(k for m in metrics.values() for k in m if _is_scalar(m[k])))
+            lines += ["", f"**{key}**", "", f"| metric | {' | '.join(columns)} |",
+                      "|---|" + "---:|" * len(columns)]  # fmt: skip
+            lines += [f"| {n} | " + " | ".join(_fmt(metrics[c].get(n, "")) for c in columns) + " |"
+                      for n in names]  # fmt: skip
+            continue
+        rows = [(k, v) for k, v in metrics.items() if _is_scalar(v)]
         if not rows:
             continue
         lines += ["", f"**{key}**", "", "| metric | value |", "|---|---:|"]
@@ -124,20 +142,45 @@ def summary_markdown(runs: list[NotebookRun], results: dict[str, dict[str, Any]]
 
 
 def write_summary(runs: list[NotebookRun], run_dir: Path) -> str:
-    """Write ``results.md`` and ``summary.json`` into ``run_dir`` and return the markdown."""
+    """Write ``results.md`` and ``summary.json`` into ``run_dir`` and return the markdown.
+
+    Notebooks run earlier into the same ``run_dir`` and not re-run now (``--only``, or a main job
+    resumed after a crash) keep their records, so the table always covers every notebook run there.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    table = summary_markdown(runs, collect_results(run_dir))
+    merged = {r.notebook: r for r in _previous_runs(run_dir)}
+    merged.update({r.notebook: r for r in runs})
+    ordered = [merged[name] for name in sorted(merged)]
+    table = summary_markdown(ordered, collect_results(run_dir))
     (run_dir / "results.md").write_text(table)
     summary = [
         {"notebook": r.notebook, "output": str(r.output), "seconds": round(r.seconds, 1),
          "error": r.error, **r.results}
-        for r in runs
+        for r in ordered
     ]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return table
 
 
+def _previous_runs(run_dir: Path) -> list[NotebookRun]:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return []
+    runs = []
+    for record in json.loads(path.read_text()):
+        record = dict(record)
+        runs.append(NotebookRun(record.pop("notebook"), Path(record.pop("output")),
+                                record.pop("seconds"), record.pop("error"), record))  # fmt: skip
+    return runs
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool))
+
+
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)

@@ -386,3 +386,109 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
 def test_make_dataset_refuses_views_without_a_recipe():
     with pytest.raises(ValueError, match="needs an augmentation recipe"):
         data.make_dataset(np.zeros((4, 8, 8, 1), np.uint8), None, batch_size=2, n_views=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# class-balanced batches
+
+
+def _most_batches(groups: list[int], classes_per_batch: int) -> int:
+    """The most batches of c different classes that groups-per-class counts allow (brute force)."""
+    fits = [b for b in range(sum(groups) + 1)
+            if sum(min(g, b) for g in groups) >= classes_per_batch * b]  # fmt: skip
+    return max(fits)
+
+
+def test_balanced_batches_hold_m_images_of_c_classes_and_each_image_at_most_once():
+    counts = [40, 31, 22, 13, 9, 5]  # groups of 4: 10, 7, 5, 3, 2, 1
+    labels = np.repeat(np.arange(6) * 3 + 1, counts)  # any integer labels, not only 0..K-1
+    for seed in range(20):
+        batches = data.balanced_batches(labels, 3, 4, seed)
+        assert batches.dtype == np.int64
+        assert batches.shape == (_most_batches([n // 4 for n in counts], 3), 12)  # 9 batches
+        assert len(np.unique(batches)) == batches.size  # no image twice in an epoch
+        for batch in batches:
+            classes, per_class = np.unique(labels[batch], return_counts=True)
+            assert len(classes) == 3 and per_class.tolist() == [4, 4, 4]
+    # Rare classes are not held back to the end of the epoch: the batch order is shuffled.
+    rarest = [np.flatnonzero((labels[data.balanced_batches(labels, 3, 4, s)] == 16).any(1))[0]
+              for s in range(20)]  # fmt: skip
+    assert min(rarest) < 4
+
+
+def test_balanced_batches_use_every_image_of_balanced_classes():
+    labels = np.arange(100) % 10
+    batches = data.balanced_batches(labels, 5, 2, seed=1)
+    assert batches.shape == (10, 10)
+    assert sorted(batches.ravel().tolist()) == list(range(100))
+    within = [labels[batch].tolist() for batch in batches]
+    assert any(row != sorted(row) for row in within)  # images in random order within a batch
+
+
+def test_balanced_batches_are_reproducible_from_the_seed():
+    labels = np.arange(200) % 7
+    first = data.balanced_batches(labels, 4, 3, seed=5)
+    np.testing.assert_array_equal(first, data.balanced_batches(labels, 4, 3, seed=5))
+    np.testing.assert_array_equal(
+        data.balanced_batches(labels, 4, 3, (5, 1)),
+        data.balanced_batches(labels, 4, 3, np.random.default_rng((5, 1))))  # fmt: skip
+    assert not np.array_equal(first, data.balanced_batches(labels, 4, 3, seed=6))
+    assert not np.array_equal(data.balanced_batches(labels, 4, 3, (5, 0)),
+                              data.balanced_batches(labels, 4, 3, (5, 1)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "c", "m", "message"),
+    [
+        (np.arange(30) % 3, 4, 2, "classes_per_batch=4 exceeds the 3 classes"),
+        (np.array([0] * 9 + [1] * 9 + [2] * 2), 2, 3, r"exceeds the images of some classes "
+                                                       r"\(class: count\): \{2: 2\}"),
+        (np.arange(30) % 3, 0, 2, "must be at least 1"),
+        (np.arange(30) % 3, 2, 0, "must be at least 1"),
+        (np.arange(30.0) % 3, 2, 2, "1-D integer array"),
+        (np.zeros((4, 2), int), 1, 1, "1-D integer array"),
+    ],
+)  # fmt: skip
+def test_balanced_batches_refuse_what_they_cannot_make(labels, c, m, message):
+    with pytest.raises(ValueError, match=message):
+        data.balanced_batches(labels, c, m)
+
+
+def test_make_dataset_balanced_with_views_a_new_epoch_per_pass():
+    labels = np.repeat(np.arange(5), [12, 10, 9, 8, 6])
+    images = np.zeros((len(labels), 28, 28, 1), np.uint8)
+    ds = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
+                           balanced=(3, 2), seed=4)  # fmt: skip
+    n_batches = len(data.balanced_batches(labels, 3, 2))
+    assert int(ds.cardinality()) == n_batches  # known ahead, so Keras shows its progress bar
+    epochs = []
+    for _ in range(2):
+        batches = list(ds)
+        assert len(batches) == n_batches
+        for views, y in batches:
+            assert tuple(views.shape) == (6, 2, 28, 28, 1) and views.dtype.name == "float32"
+            assert sorted(np.unique(y.numpy(), return_counts=True)[1].tolist()) == [2, 2, 2]
+        epochs.append(np.stack([y.numpy() for _, y in batches]))
+    assert not np.array_equal(*epochs)  # the second pass is another epoch
+    again = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
+                              balanced=(3, 2), seed=4)  # fmt: skip
+    np.testing.assert_array_equal(np.stack([y.numpy() for _, y in again]), epochs[0])
+
+
+def test_make_dataset_balanced_keeps_images_with_their_labels():
+    labels = np.arange(60) % 6
+    images = (labels * 40).astype(np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 1), np.uint8)
+    ds = data.make_dataset(images, labels, batch_size=8, balanced=(4, 2), seed=0)
+    seen = []
+    for x, y in ds:
+        np.testing.assert_allclose(x.numpy()[:, 0, 0, 0], y.numpy() * 40 / 255, rtol=1e-6)
+        seen.append(y.numpy())
+    assert np.concatenate(seen).size == 56  # 7 batches: 4 of the 60 images wait for next epoch
+
+
+def test_make_dataset_balanced_needs_labels_and_a_matching_batch_size():
+    images, labels = np.zeros((20, 8, 8, 1), np.uint8), np.arange(20) % 2
+    with pytest.raises(ValueError, match=r"batches of 2 x 5 images, but batch_size=8"):
+        data.make_dataset(images, labels, batch_size=8, balanced=(2, 5))
+    with pytest.raises(ValueError, match="need labels"):
+        data.make_dataset(images, None, batch_size=10, balanced=(2, 5))

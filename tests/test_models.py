@@ -141,3 +141,18 @@ def test_supcon_model_without_labels_and_bad_input(views_batch):
     assert np.isfinite(model.train_on_batch(views))  # no labels: SimCLR
     with pytest.raises(ValueError, match="views"):
         model(images.astype(np.float32))
+
+
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_hybrid_model_stop_gradient_keeps_cross_entropy_out_of_the_encoder(stop_gradient):
+    encoder = models.resnet_small((8, 8, 1), widths=(4, 4, 8))
+    model = models.HybridModel(encoder, models.projection_head(8), models.linear_classifier(8, 3),
+                               stop_gradient=stop_gradient)  # fmt: skip
+    views = tf.random.uniform((4, 2, 8, 8, 1))
+    with tf.GradientTape() as tape:
+        out = model(views, training=True)
+        ce = tf.reduce_mean(out["logits"])
+    assert out["projection"].shape == (4, 2, 128) and out["logits"].shape == (4, 2, 3)
+    grads = tape.gradient(ce, encoder.trainable_variables)
+    reached = any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    assert reached is not stop_gradient

@@ -55,3 +55,29 @@ def test_parameters_parse_as_json_or_plain_strings():
     assert runner._parse_parameter('temps=[0.1, 0.5]') == ("temps", [0.1, 0.5])
     with pytest.raises(Exception, match="key=value"):
         runner._parse_parameter("epochs")
+
+
+def test_summary_keeps_notebooks_run_earlier_and_adds_the_total(tmp_path):
+    first = runner.NotebookRun("01_a", tmp_path / "01_a.ipynb", 10.0)
+    second = runner.NotebookRun("02_b", tmp_path / "02_b.ipynb", 5.0, error="ValueError: x")
+    runner.write_summary([first, second], tmp_path)
+    rerun = runner.NotebookRun("02_b", tmp_path / "02_b.ipynb", 7.0)
+    table = runner.write_summary([rerun], tmp_path)  # as with `--only 02`
+    assert "| 01_a | ok | 10 |" in table
+    assert "| 02_b | ok | 7 |" in table
+    assert "FAILED" not in table
+    assert "| **total** | | 17 |" in table
+    records = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["notebook"] for r in records] == ["01_a", "02_b"]
+
+
+def test_a_comparison_of_models_becomes_one_table_with_a_column_per_model():
+    results = {"evaluation": {"metrics": {
+        "cross-entropy": {"knn_accuracy": 0.9, "confusion_matrix": [[1]]},
+        "SupCon": {"knn_accuracy": 0.95, "silhouette_cosine": 0.5},
+    }}}
+    table = runner.summary_markdown([], results)
+    assert "| metric | cross-entropy | SupCon |" in table
+    assert "| knn_accuracy | 0.9000 | 0.9500 |" in table
+    assert "| silhouette_cosine |  | 0.5000 |" in table
+    assert "confusion_matrix" not in table

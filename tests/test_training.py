@@ -1,5 +1,6 @@
 """Training recipes: resumable runs, loading finished runs, presets."""
 
+import dataclasses
 import json
 
 import keras
@@ -10,7 +11,7 @@ from supcon_utils import models, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2,
-            jit_compile=False)
+            finetune_epochs=3, jit_compile=False)
 
 
 class _Crash(keras.callbacks.Callback):
@@ -35,7 +36,8 @@ class _Epochs(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", training.KINDS)
+# hybrid and finetune resume through the same BackupAndRestore as cross_entropy; moco has a queue.
+@pytest.mark.parametrize("kind", ["supcon", "cross_entropy", "moco"])
 def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
     cfg = training.config("quick", **TINY)
     with pytest.raises(KeyboardInterrupt):
@@ -98,3 +100,52 @@ def test_diverging_run_fails_loudly(tmp_path):
     with pytest.raises(RuntimeError, match="diverged"):
         training.run("cross_entropy", cfg, tmp_path, verbose=0)
     assert not (tmp_path / "cross_entropy" / "results.json").exists()
+
+
+def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
+    wanted = dataclasses.asdict(training.Config())
+    saved = {k: v for k, v in wanted.items() if k != "variant"}  # saved before `variant` existed
+    assert training._same_config(saved, wanted)
+    assert not training._same_config(saved, wanted | {"variant": "in"})
+    assert not training._same_config(saved | {"epochs": 99}, wanted)
+    assert not training._same_config(saved | {"removed_knob": 1}, wanted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_hybrid_run_trains_both_heads(tmp_path, stop_gradient):
+    # 12 steps: a learning rate high enough for the online linear head to learn in them.
+    cfg = training.config("quick", **TINY, stop_gradient=stop_gradient, ce_weight=0.5,
+                          learning_rate=1e-2)  # fmt: skip
+    results = training.run("hybrid", cfg, tmp_path, verbose=0)
+    assert set(results["models"]) == {"encoder", "projection_head", "classifier"}
+    assert results["epochs_completed"] == cfg.epochs
+    rows = training.history(tmp_path / "hybrid")
+    assert {"loss", "logits_accuracy"} <= set(rows[0])
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert results["metrics"]["test_accuracy"] > 0.3  # digits: far above chance (0.1)
+
+
+@pytest.mark.slow
+def test_finetune_starts_from_the_supcon_run_and_keeps_it(tmp_path):
+    cfg = training.config("quick", **{**TINY, "finetune_epochs": 1})
+    tuned = training.run("finetune", cfg, tmp_path, verbose=0)
+    supcon = json.loads((tmp_path / "supcon" / "results.json").read_text())
+    assert tuned["metrics"]["pretrained_test_accuracy"] == supcon["metrics"]["test_accuracy"]
+    assert tuned["epochs_completed"] == 1
+    # Another fine-tuning learning rate re-tunes, but does not retrain SupCon.
+    epochs = _Epochs()
+    retuned = training.config("quick", **{**TINY, "finetune_epochs": 1, "finetune_lr": 1e-3})
+    training.run("finetune", retuned, tmp_path, callbacks=[epochs], verbose=0)
+    assert epochs.started == [0]
+    assert json.loads((tmp_path / "supcon" / "results.json").read_text()) == supcon
+
+
+@pytest.mark.slow
+def test_class_balanced_batches_train_and_bad_sizes_are_refused(tmp_path):
+    cfg = training.config("quick", **{**TINY, "epochs": 1}, classes_per_batch=4)  # 4 x 16
+    results = training.run("supcon", cfg, tmp_path, verbose=0)
+    assert results["epochs_completed"] == 1
+    with pytest.raises(ValueError, match="not a multiple of classes_per_batch"):
+        training.run("supcon", training.config("quick", **TINY, classes_per_batch=5),
+                     tmp_path / "bad", verbose=0)  # fmt: skip

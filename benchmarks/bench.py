@@ -1,0 +1,597 @@
+"""Training speed of the CPU default (``resnet_small`` on 28x28x1 Fashion-MNIST), and of the loss.
+
+    python benchmarks/bench.py                       # or: make bench
+    python benchmarks/bench.py --steps 2 --warmup 1  # a quick check that it runs
+
+Everything is measured at the ``full`` preset's batch size (``training.PRESETS["full"]``) with
+the models, loss and optimizer of ``training._train_cross_entropy`` / ``training._train_supcon``.
+A step is one ``model.train_function`` call (what ``fit`` runs per batch) followed by reading the
+loss, so each timed step has finished. The first steps of every phase are warm-up (tracing, XLA
+compilation, filling the ``tf.data`` buffers) and left out; each figure below comes from the
+median time of the timed steps that follow (the very first step, which traces the model, is
+recorded apart as ``first_step_s``).
+
+Figures, for each configuration (oneDNN on or off, XLA on or off):
+
+- **CE / SupCon step, images/s**: batch size / median step time, on pre-made tensors (below).
+  A SupCon image is two views, both through encoder and head; a cross-entropy image is one view.
+- **SupCon / CE step time** (target <= 2.1): SupCon does twice the encoder work of cross-entropy
+  (two views) plus the loss over a ``2B x 2B`` similarity matrix; much above 2 means the loss or
+  the view handling costs more than it should.
+- **pipeline / pre-made throughput** (target >= 0.95), for each recipe: steps fed by the real
+  augmentation pipeline (``data.make_dataset(..., recipe="grayscale28", n_views=...)``, iterated
+  while training, as ``fit`` does) against steps fed one batch of views made once beforehand and
+  repeated as constant tensors. Below 1 means augmentation holds training back: on 2 cores the
+  ``tf.data`` threads compete with the training step for the same cores.
+- **training FLOP/s / matmul FLOP/s** (target >= 0.5), for each recipe: the FLOPs of a training
+  step counted from the model's layers (``models.count_macs``: forward multiply-accumulates of the
+  Conv2D and Dense layers per image; forward + backward = 3 x forward = 6 x MACs per view) divided
+  by the step time, relative to the FLOP/s of a large float32 ``tf.linalg.matmul`` (2048 x 2048
+  by default, median of repeats) measured in the same process, i.e. the fraction of the machine's
+  practical peak the training step reaches.
+
+Each configuration runs in its own subprocess of this script (``--worker steps``), because
+``TF_ENABLE_ONEDNN_OPTS`` only takes effect before TensorFlow is imported. With XLA on
+(``jit_compile=True``) only the model step is compiled: the views come from ``tf.data`` outside it
+(the crop augmentation has no XLA kernels).
+
+The loss alone (``--worker loss``, oneDNN on, no XLA): ``losses.supcon_loss`` on features of shape
+``(2048, 2, 128)`` (4096 views of 128 dims, ``--loss-batch``; labels from 10 classes) against a
+naive TensorFlow version in this file that builds each anchor's row of the positive mask in a
+``tf.map_fn`` over the anchors, inside a ``tf.function`` (eagerly it would take minutes), traced
+beforehand on a tiny batch and timed on one call. The library is timed in a ``tf.function`` too
+(the like-for-like figure) and eagerly, median of repeats. Both must give the same value (the
+script exits with status 1 otherwise); no speed target.
+
+The table printed at the end gives each figure, its target and whether it holds; all figures, the
+raw step times and the machine (CPU model, cores, TensorFlow and Keras versions, load average) go
+to ``benchmarks/results.json`` (``--output``). Another process using the CPU lowers every
+throughput and can move the ratios: compare the load average before and after with the core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
+KINDS = ("cross_entropy", "supcon")
+DEFAULT_CONFIGS = ("1,0", "1,1", "0,0")  # oneDNN,XLA: the CPU default, XLA on, oneDNN off
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One row of the table: a key of the figures dict, its label, and its target if any."""
+
+    key: str
+    label: str
+    fmt: str
+    op: str | None = None  # "<=" or ">="
+    target: float | None = None
+
+    def holds(self, value: float) -> bool | None:
+        """Whether `value` meets the target (None when there is no target)."""
+        if self.op is None or self.target is None:
+            return None
+        return value <= self.target if self.op == "<=" else value >= self.target
+
+
+FIGURES = (
+    Figure("ce_images_per_s", "CE step, images/s", ",.0f"),
+    Figure("supcon_images_per_s", "SupCon step, images/s (2 views each)", ",.0f"),
+    Figure("supcon_over_ce_step_time", "SupCon / CE step time", ".2f", "<=", 2.1),
+    Figure("ce_pipeline_over_premade", "CE: pipeline / pre-made throughput", ".3f", ">=", 0.95),
+    Figure(
+        "supcon_pipeline_over_premade", "SupCon: pipeline / pre-made throughput", ".3f", ">=", 0.95
+    ),
+    Figure("matmul_gflops", "matmul GFLOP/s (the reference peak)", ",.1f"),
+    Figure("ce_train_gflops", "CE training GFLOP/s", ",.1f"),
+    Figure("supcon_train_gflops", "SupCon training GFLOP/s", ",.1f"),
+    Figure("ce_flops_over_matmul", "CE: training FLOP/s / matmul FLOP/s", ".3f", ">=", 0.5),
+    Figure("supcon_flops_over_matmul", "SupCon: training FLOP/s / matmul FLOP/s", ".3f", ">=", 0.5),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers: run in subprocesses, print one JSON line on stdout, progress on stderr.
+
+
+def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
+    """Time CE and SupCon training steps on pre-made views and on the pipeline, plus a matmul."""
+    import keras
+    import tensorflow as tf
+
+    from supcon_utils import data, training
+
+    cfg = dataclasses.replace(
+        training.PRESETS["full"],
+        batch_size=args.batch_size or training.PRESETS["full"].batch_size,
+        jit_compile=bool(args.xla),
+    )
+    label = f"oneDNN {args.onednn} XLA {args.xla}"
+    (x_train, y_train), _ = data.load_dataset(cfg.dataset)
+    matmul_times = time_matmul(args.matmul_size, args.matmul_repeats)
+
+    result: dict[str, Any] = {
+        "onednn": args.onednn,
+        "xla": args.xla,
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+        "settings": {
+            "preset": "full",
+            "dataset": cfg.dataset,
+            "encoder": cfg.encoder,
+            "recipe": cfg.recipe,
+            "batch_size": cfg.batch_size,
+            "n_views": cfg.n_views,
+            "optimizer": cfg.optimizer,
+            "steps": args.steps,
+            "warmup": args.warmup,
+        },
+        "matmul": {"size": args.matmul_size, "times_s": matmul_times},
+    }
+    for kind in KINDS:
+        keras.utils.set_random_seed(cfg.seed)
+        model, macs, views = build_model(
+            kind, cfg, x_train.shape[1:], int(y_train.max()) + 1, len(x_train)
+        )
+        pipeline = data.make_dataset(
+            x_train,
+            y_train,
+            batch_size=cfg.batch_size,
+            n_views=views,
+            recipe=cfg.recipe,
+            shuffle=True,
+            seed=cfg.seed,
+        ).repeat()
+        # One batch of views made once, then fed again and again: same shapes, no augmentation.
+        premade = tf.data.Dataset.from_tensors(next(iter(pipeline))).repeat()
+        # One `fit` step builds the optimizer and traces (and with XLA compiles) the step.
+        start = time.perf_counter()
+        model.fit(premade, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+        first_step = time.perf_counter() - start
+        result[kind] = {
+            "macs_per_image_view": macs,
+            "n_views": views,
+            "params": model.count_params(),
+            "first_step_s": first_step,
+            "premade_times_s": time_steps(model, premade, args, f"{label} {kind} pre-made"),
+            "pipeline_times_s": time_steps(model, pipeline, args, f"{label} {kind} pipeline"),
+        }
+        del model, pipeline, premade
+    return result
+
+
+def build_model(
+    kind: str, cfg: Any, input_shape: tuple[int, ...], n_classes: int, n_images: int
+) -> tuple[keras.Model, int, int]:
+    """The compiled model of `kind` as training.py builds it; forward MACs per view; views."""
+    import keras
+
+    from supcon_utils import losses, models, training
+
+    encoder = models.build_encoder(cfg.encoder, input_shape)
+    if kind == "supcon":
+        head = models.projection_head(encoder.output_shape[-1])
+        model = models.SupConModel(encoder, head)
+        model.compile(
+            optimizer=training._optimizer(cfg, n_images),
+            loss=losses.SupConLoss(temperature=cfg.temperature),
+            jit_compile=cfg.jit_compile,
+        )
+        return model, models.count_macs(encoder) + models.count_macs(head), cfg.n_views
+    classifier = models.linear_classifier(encoder.output_shape[-1], n_classes)
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, classifier(encoder(inputs)))
+    model.compile(
+        optimizer=training._optimizer(cfg, n_images),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=cfg.jit_compile,
+    )
+    return model, models.count_macs(encoder) + models.count_macs(classifier), 1
+
+
+def time_steps(
+    model: keras.Model, dataset: tf.data.Dataset, args: argparse.Namespace, desc: str
+) -> list[float]:
+    """Seconds of each of `warmup + steps` training steps on batches drawn from `dataset`."""
+    from tqdm import tqdm
+
+    iterator = iter(dataset)
+    times = []
+    bar = tqdm(
+        range(args.warmup + args.steps), desc=desc, file=sys.stderr, ncols=100, mininterval=1.0
+    )
+    for _ in bar:
+        start = time.perf_counter()
+        logs = model.train_function(iterator)  # what `fit` calls once per batch
+        float(logs["loss"])  # wait for the step to finish
+        times.append(time.perf_counter() - start)
+    timed = times[args.warmup :]
+    bar.set_postfix_str(f"median {statistics.median(timed):.3f} s/step")
+    bar.close()
+    del iterator  # stops the pipeline's background threads before the next phase
+    return times
+
+
+def time_matmul(size: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` float32 `size x size` matmuls (after two warm-up ones)."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal((size, size), seed=(0, 1))
+    b = tf.random.stateless_normal((size, size), seed=(0, 2))
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        float(tf.linalg.matmul(a, b)[0, 0])
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def worker_loss(args: argparse.Namespace) -> dict[str, Any]:
+    """Time `losses.supcon_loss` against the naive version on `loss_batch` views."""
+    import numpy as np
+    import tensorflow as tf
+
+    from supcon_utils import losses
+
+    n_images, n_views, dim, temperature = args.loss_batch // 2, 2, 128, 0.1
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(size=(n_images, n_views, dim)), tf.float32)
+    labels = tf.constant(rng.integers(0, 10, size=n_images), tf.int64)
+
+    def library() -> tf.Tensor:
+        return losses.supcon_loss(features, labels, temperature=temperature)
+
+    graph = tf.function(lambda f, y: losses.supcon_loss(f, y, temperature=temperature))
+    print(f"loss at batch {n_views * n_images}: library ...", file=sys.stderr, flush=True)
+    eager_times = _repeat(library, args.loss_repeats)
+    graph_times = _repeat(lambda: graph(features, labels), args.loss_repeats)
+    naive = tf.function(
+        lambda f, y: naive_loss(f, y, temperature),
+        input_signature=[tf.TensorSpec([None, n_views, dim]), tf.TensorSpec([None], tf.int64)],
+    )
+    naive(features[:4], labels[:4])  # traces it, on a tiny batch
+    print("  naive (tf.map_fn over anchors, one call) ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    naive_value = float(naive(features, labels))
+    naive_time = time.perf_counter() - start
+    library_value = float(library())
+    return {
+        "batch_views": n_views * n_images,
+        "dim": dim,
+        "n_classes": 10,
+        "temperature": temperature,
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "library_eager_times_s": eager_times,
+        "library_graph_times_s": graph_times,
+        "naive_time_s": naive_time,
+        "library_value": library_value,
+        "naive_value": naive_value,
+        "abs_diff": abs(library_value - naive_value),
+        "agree": bool(np.isclose(library_value, naive_value, rtol=1e-4, atol=1e-5)),
+    }
+
+
+def naive_loss(features: tf.Tensor, labels: tf.Tensor, temperature: float) -> tf.Tensor:
+    """L_out (eq. 2) anchor by anchor: each anchor's row of the positive mask built in a map_fn.
+
+    Meant to run in a `tf.function` (a `tf.while_loop` over the anchors): run eagerly, `map_fn`
+    pays Python's dispatch of every op for every anchor (5 s for 256 views on a busy 2-core CPU).
+    """
+    import tensorflow as tf
+
+    n_views, dim = tf.shape(features)[1], features.shape[2]
+    z = tf.math.l2_normalize(tf.reshape(tf.transpose(features, [1, 0, 2]), [-1, dim]), axis=-1)
+    ids = tf.tile(labels, [n_views])  # view-major, like z
+    index = tf.range(tf.shape(z)[0])
+
+    def anchor(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = tf.linalg.matvec(z, z[i]) / temperature
+        others = index != i  # A(i)
+        positives = others & (ids == ids[i])  # P(i)
+        log_denominator = tf.reduce_logsumexp(tf.boolean_mask(logits, others))
+        positive_logits = tf.boolean_mask(logits, positives)
+        has_positive = tf.size(positive_logits) > 0
+        loss = log_denominator - tf.reduce_mean(positive_logits)  # NaN without positives
+        return tf.where(has_positive, loss, 0.0), tf.cast(has_positive, tf.float32)
+
+    per_anchor, valid = tf.map_fn(anchor, index, fn_output_signature=(tf.float32, tf.float32))
+    return tf.reduce_sum(per_anchor) / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+
+def _repeat(fn: Callable[[], Any], repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn` (after one untimed call), result read."""
+    float(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(fn())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent: runs the workers, computes the figures, prints the table, writes the JSON.
+
+
+def run_worker(worker_args: list[str], onednn: int) -> dict[str, Any]:
+    """Run this script as a worker with oneDNN on or off; its last stdout line is its JSON."""
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": str(onednn)}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *worker_args],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def step_figures(raw: dict[str, Any]) -> dict[str, float]:
+    """The figures of one configuration from a steps worker's raw times."""
+    warmup = raw["settings"]["warmup"]
+    batch = raw["settings"]["batch_size"]
+    size = raw["matmul"]["size"]
+    matmul_flops = 2 * size**3 / statistics.median(raw["matmul"]["times_s"])
+    out: dict[str, float] = {"matmul_gflops": matmul_flops / 1e9}
+    for kind, short in (("cross_entropy", "ce"), ("supcon", "supcon")):
+        r = raw[kind]
+        premade = statistics.median(r["premade_times_s"][warmup:])
+        pipeline = statistics.median(r["pipeline_times_s"][warmup:])
+        train_flops = 6 * r["macs_per_image_view"] * r["n_views"] * batch / premade
+        out |= {
+            f"{short}_step_s": premade,
+            f"{short}_pipeline_step_s": pipeline,
+            f"{short}_images_per_s": batch / premade,
+            f"{short}_pipeline_images_per_s": batch / pipeline,
+            f"{short}_pipeline_over_premade": premade / pipeline,
+            f"{short}_train_gflops": train_flops / 1e9,
+            f"{short}_flops_over_matmul": train_flops / matmul_flops,
+        }
+    out["supcon_over_ce_step_time"] = out["supcon_step_s"] / out["ce_step_s"]
+    return out
+
+
+def loss_figures(raw: dict[str, Any]) -> dict[str, Any]:
+    """Median times of the library loss, the naive one's single time, and their ratio (graphs)."""
+    graph = statistics.median(raw["library_graph_times_s"])
+    return {
+        "library_eager_ms": 1e3 * statistics.median(raw["library_eager_times_s"]),
+        "library_graph_ms": 1e3 * graph,
+        "naive_ms": 1e3 * raw["naive_time_s"],
+        "naive_over_library_graph": raw["naive_time_s"] / graph,
+        "values_agree": raw["agree"],
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model and cores, library versions, load average, git commit."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
+        commit = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
+        "load_average_start": list(os.getloadavg()),
+        "git": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def print_table(configs: list[dict[str, Any]], loss: dict[str, Any] | None) -> None:
+    """The figures of every configuration side by side, each with its target and verdict."""
+    names = [f"oneDNN {c['onednn']} XLA {c['xla']}" for c in configs]
+    width = 44
+    print(f"\n{'figure':<{width}} {'target':>8}" + "".join(f"  {n:>16}" for n in names))
+    print("-" * (width + 9 + 18 * len(names)))
+    for fig in FIGURES:
+        target = f"{fig.op} {fig.target:g}" if fig.op else "-"
+        cells = []
+        for c in configs:
+            value = c["figures"][fig.key]
+            verdict = {True: " ok", False: " NO", None: ""}[fig.holds(value)]
+            cells.append(f"  {format(value, fig.fmt) + verdict:>16}")
+        print(f"{fig.label:<{width}} {target:>8}" + "".join(cells))
+    if loss is not None:
+        f = loss["figures"]
+        print(
+            f"\nSupCon loss at batch {loss['raw']['batch_views']} "
+            f"({loss['raw']['batch_views'] // 2} x 2 views x {loss['raw']['dim']}, 10 classes):"
+        )
+        print(f"  library supcon_loss, tf.function {f['library_graph_ms']:10.1f} ms (median)")
+        print(f"  library supcon_loss, eager       {f['library_eager_ms']:10.1f} ms (median)")
+        print(
+            f"  naive, tf.map_fn over anchors    {f['naive_ms']:10.1f} ms (one call, in a "
+            f"tf.function), {f['naive_over_library_graph']:.0f}x the library's"
+        )
+        print(
+            f"  same value: {'yes' if f['values_agree'] else 'NO'} "
+            f"(library {loss['raw']['library_value']:.6f}, naive {loss['raw']['naive_value']:.6f}"
+            f", |diff| {loss['raw']['abs_diff']:.1e})"
+        )
+
+
+def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
+    """Command-line options of the parent and of the workers."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--steps", type=int, default=20, help="timed steps per phase (default 20)")
+    p.add_argument(
+        "--warmup", type=int, default=5, help="untimed steps before them, at least 1 (default 5)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per batch (default: the full preset's, 256)",
+    )
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(DEFAULT_CONFIGS),
+        metavar="ONEDNN,XLA",
+        help="configurations to run, e.g. 1,0 1,1 0,0 (the default) or 0,1",
+    )
+    p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--matmul-repeats", type=int, default=10)
+    p.add_argument("--loss-batch", type=int, default=4096, help="views in the loss benchmark")
+    p.add_argument("--loss-repeats", type=int, default=5)
+    p.add_argument("--no-loss", action="store_true", help="skip the loss benchmark")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"JSON file of all figures (default {DEFAULT_OUTPUT.relative_to(ROOT)})",
+    )
+    p.add_argument("--worker", choices=("steps", "loss"), help=argparse.SUPPRESS)
+    p.add_argument("--onednn", type=int, choices=(0, 1), default=1, help=argparse.SUPPRESS)
+    p.add_argument("--xla", type=int, choices=(0, 1), default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 1:
+        p.error("--steps and --warmup must be at least 1 (the first step traces the model)")
+    if args.loss_batch < 4 or args.loss_batch % 2:
+        p.error("--loss-batch must be an even number >= 4 (2 views per image)")
+    return args
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Parent: run every configuration and the loss in workers, report. Worker: measure."""
+    args = parse_args(argv)
+    if args.worker:
+        # Before anything imports TensorFlow (oneDNN is chosen when it loads); supcon_utils, which
+        # the workers import, keeps a value that is already set.
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(args.onednn)
+        measure = worker_steps if args.worker == "steps" else worker_loss
+        print(json.dumps(measure(args)), flush=True)
+        return 0
+
+    configs = [tuple(int(v) for v in c.split(",")) for c in args.configs]
+    if any(len(c) != 2 or not set(c) <= {0, 1} for c in configs):
+        raise SystemExit("--configs takes ONEDNN,XLA pairs of 0/1, e.g. 1,0 1,1 0,0")
+    shared = [
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--matmul-size",
+        str(args.matmul_size),
+        "--matmul-repeats",
+        str(args.matmul_repeats),
+    ]
+    if args.batch_size:
+        shared += ["--batch-size", str(args.batch_size)]
+
+    machine = machine_info()
+    print(
+        f"{machine['cpu_model']}, {machine['cpus_usable']} usable cores, load average "
+        f"{machine['load_average_start'][0]:.2f}; TensorFlow {machine['tensorflow']}, "
+        f"Keras {machine['keras']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    for i, (onednn, xla) in enumerate(configs, 1):
+        print(
+            f"[{i}/{len(configs)}] oneDNN {onednn}, XLA {xla} ({time.perf_counter() - start:.0f}"
+            " s elapsed)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raw = run_worker(
+            ["--worker", "steps", "--onednn", str(onednn), "--xla", str(xla), *shared], onednn
+        )
+        results.append({"onednn": onednn, "xla": xla, "figures": step_figures(raw), "raw": raw})
+    loss = None
+    if not args.no_loss:
+        print(f"[loss] ({time.perf_counter() - start:.0f} s elapsed)", file=sys.stderr, flush=True)
+        raw = run_worker(
+            [
+                "--worker",
+                "loss",
+                "--loss-batch",
+                str(args.loss_batch),
+                "--loss-repeats",
+                str(args.loss_repeats),
+            ],
+            1,
+        )
+        loss = {"figures": loss_figures(raw), "raw": raw}
+    machine["load_average_end"] = list(os.getloadavg())
+    machine["wall_time_s"] = round(time.perf_counter() - start, 1)
+
+    print_table(results, loss)
+    report = {
+        "machine": machine,
+        "settings": results[0]["raw"]["settings"] if results else None,
+        "targets": {f.key: f"{f.op} {f.target:g}" for f in FIGURES if f.op},
+        "configs": [
+            {
+                **{k: r[k] for k in ("onednn", "xla", "figures")},
+                "holds": {f.key: f.holds(r["figures"][f.key]) for f in FIGURES if f.op},
+                "raw": r["raw"],
+            }
+            for r in results
+        ],
+        "loss": loss,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"\nwrote {args.output} ({machine['wall_time_s']:.0f} s; load average "
+        f"{machine['load_average_start'][0]:.2f} at the start, "
+        f"{machine['load_average_end'][0]:.2f} at the end, {machine['cpus_usable']} cores)"
+    )
+    if loss is not None and not loss["figures"]["values_agree"]:
+        print("error: the naive loss and supcon_loss differ", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""What an encoder learned: accuracy, neighbours, and the geometry of its embeddings.
+
+Every metric works on a matrix of embeddings (one row per image) and their labels, so the encoder
+of the cross-entropy baseline and the SupCon encoder are measured the same way, on the same images:
+
+- kNN accuracy: the majority label of the k nearest training embeddings by cosine similarity;
+- linear-probe accuracy: multinomial logistic regression on the frozen, standardised embeddings;
+- silhouette score (cosine): how much closer an image is to its own class than to the next class,
+  from -1 to 1;
+- mean intra-class and inter-class cosine similarity;
+- alignment and uniformity (Wang and Isola, 2020) of the L2-normalised embeddings: alignment is
+  the mean squared distance between two augmented views of one image (lower: more invariant to
+  the augmentation); uniformity is log E[exp(-2 ||u - v||^2)] over pairs of different images
+  (lower: spread more evenly over the hypersphere);
+- accuracy per class and the confusion matrix of a classifier's predictions.
+
+:func:`evaluate` returns all of them as one flat dict, so a results table is one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import TSNE
+from sklearn.metrics import confusion_matrix, silhouette_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from supcon_utils import augment, data
+
+
+def embeddings(
+    encoder: keras.Model,
+    images: np.ndarray,
+    head: keras.Model | None = None,
+    *,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Encoder outputs of ``images`` (uint8 or float in [0, 1]), or the ``head``'s outputs of them.
+
+    With ``head`` (a SupCon projection head) the result is the projection the loss contrasts;
+    without, the representation a classifier reads.
+    """
+    ds = data.make_dataset(images, None, batch_size=batch_size)
+    model = encoder if head is None else keras.Sequential([encoder, head])
+    return model.predict(ds, verbose=0)
+
+
+def knn_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 20
+) -> float:
+    """Accuracy of a k-nearest-neighbour vote (cosine similarity) of training embeddings."""
+    _check_pairs(train_x, train_y, "train")
+    _check_pairs(test_x, test_y, "test")
+    if not 1 <= k <= len(train_x):
+        raise ValueError(f"k must be between 1 and the {len(train_x)} training points, got {k}")
+    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", n_jobs=-1)
+    knn.fit(train_x, train_y)
+    return float(np.mean(knn.predict(test_x) == test_y))
+
+
+def linear_probe_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> float:
+    """Test accuracy of logistic regression fitted on standardised training embeddings."""
+    _check_pairs(train_x, train_y, "train")
+    _check_pairs(test_x, test_y, "test")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    probe.fit(train_x, train_y)
+    return float(probe.score(test_x, test_y))
+
+
+def cosine_similarities(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Mean cosine similarity over pairs of different images of one class, and of two classes.
+
+    Exact over all pairs, in O(n d): with unit vectors u, the sum of u_i . u_j over the pairs of a
+    class c is |S_c|^2 - n_c, where S_c is the sum of that class's vectors.
+    """
+    _check_pairs(x, y, "")
+    u = _unit(x)
+    classes = np.unique(y)
+    sums = np.stack([u[y == c].sum(axis=0) for c in classes])
+    counts = np.array([np.sum(y == c) for c in classes], dtype=np.float64)
+    within = np.sum(sums**2) - len(u)  # every same-class pair counted twice, self-pairs removed
+    n_within = np.sum(counts * (counts - 1))
+    between = np.sum(u.sum(axis=0) ** 2) - np.sum(sums**2)
+    n_between = len(u) ** 2 - np.sum(counts**2)
+    if n_within == 0 or n_between == 0:
+        raise ValueError("need two classes and a class with two images for class similarities")
+    return {
+        "intra_class_cosine": float(within / n_within),
+        "inter_class_cosine": float(between / n_between),
+    }
+
+
+def alignment(x_a: np.ndarray, x_b: np.ndarray, alpha: float = 2.0) -> float:
+    """Wang and Isola's alignment: mean ||u_a - u_b||^alpha over rows of two views' embeddings."""
+    if x_a.shape != x_b.shape:
+        raise ValueError(f"the two views' embeddings differ in shape: {x_a.shape} vs {x_b.shape}")
+    return float(np.mean(np.linalg.norm(_unit(x_a) - _unit(x_b), axis=1) ** alpha))
+
+
+def uniformity(x: np.ndarray, t: float = 2.0) -> float:
+    """Wang and Isola's uniformity: log of the mean of exp(-t ||u_i - u_j||^2) over pairs i != j."""
+    u = _unit(x)
+    if len(u) < 2:
+        raise ValueError("uniformity needs at least two embeddings")
+    sq_dist = np.maximum(2.0 - 2.0 * (u @ u.T), 0.0)  # unit vectors: ||u - v||^2 = 2 - 2 u.v
+    off_diagonal = ~np.eye(len(u), dtype=bool)
+    values = -t * sq_dist[off_diagonal]
+    top = values.max()
+    return float(top + np.log(np.mean(np.exp(values - top))))
+
+
+def classification_report(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, accuracy per class (``accuracy/<class>``), confusion matrix (rows: true class)."""
+    labels = np.arange(len(class_names))
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    per_class = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    return {
+        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+        **{f"accuracy/{name}": float(a) for name, a in zip(class_names, per_class, strict=True)},
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def evaluate(
+    encoder: keras.Model,
+    classifier: keras.Model,
+    train: data.Split,
+    test: data.Split,
+    class_names: Sequence[str],
+    *,
+    recipe: str = "grayscale28",
+    k: int = 20,
+    n_geometry: int = 5000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every metric of this module for one trained model, as a flat dict.
+
+    ``classifier`` maps encoder outputs to logits (the cross-entropy head, or SupCon's linear
+    probe). kNN and the logistic-regression probe are fitted on the embeddings of all of ``train``
+    and scored on all of ``test``; the silhouette, similarities, alignment and uniformity use the
+    first ``n_geometry`` test images (silhouette and uniformity cost O(n^2)), with alignment over
+    two views of them made by the augmentation ``recipe``.
+    """
+    (x_train, y_train), (x_test, y_test) = train, test
+    emb_train = embeddings(encoder, x_train)
+    emb_test = embeddings(encoder, x_test)
+    logits = classifier.predict(emb_test, batch_size=4096, verbose=0)
+    report = classification_report(y_test, logits.argmax(axis=1), class_names)
+
+    n = min(n_geometry, len(x_test))
+    geo_x, geo_y = emb_test[:n], y_test[:n]
+    views = augment.make_views(
+        x_test[:n], augment.augmenter(recipe, x_test.shape[1:], seed=seed), n_views=2
+    ).numpy()
+    view_emb = [embeddings(encoder, views[:, v]) for v in range(2)]
+    return {
+        "accuracy": report.pop("accuracy"),
+        "knn_accuracy": knn_accuracy(emb_train, y_train, emb_test, y_test, k=k),
+        "linear_probe_accuracy": linear_probe_accuracy(emb_train, y_train, emb_test, y_test),
+        "silhouette_cosine": float(silhouette_score(geo_x, geo_y, metric="cosine")),
+        **cosine_similarities(geo_x, geo_y),
+        "alignment": alignment(*view_emb),
+        "uniformity": uniformity(geo_x),
+        **report,
+    }
+
+
+def project_2d(x: np.ndarray, method: str = "tsne", *, seed: int = 0) -> np.ndarray:
+    """2-d coordinates of embeddings for a scatter plot: ``"tsne"`` (cosine) or ``"pca"``."""
+    u = _unit(x)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(u)
+    if method == "tsne":
+        perplexity = min(30.0, (len(u) - 1) / 3)
+        tsne = TSNE(metric="cosine", init="pca", perplexity=perplexity, random_state=seed)
+        return tsne.fit_transform(u)
+    raise ValueError(f"unknown projection {method!r}; expected 'tsne' or 'pca'")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d array (images, dims), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embeddings contain NaN or infinity")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("an embedding is the zero vector: its direction (cosine) is undefined")
+    return x / norms
+
+
+def _check_pairs(x: np.ndarray, y: np.ndarray, which: str) -> None:
+    _unit(x)  # shape and finiteness
+    if len(x) != len(y):
+        name = f"{which} " if which else ""
+        raise ValueError(f"{name}embeddings and labels differ in length: {len(x)} vs {len(y)}")

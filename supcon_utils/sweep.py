@@ -1,0 +1,240 @@
+"""Sweep a notebook's parameters: run it with papermill at every point of a grid, resumably.
+
+    python -m supcon_utils.sweep --notebook 03_training --name tsweep \\
+        -g temperature=0.05,0.1,0.2,0.5 -g batch_size=128,256 -p preset=quick
+
+Each point of the grid (the Cartesian product of the ``-g`` values, each parsed as JSON where it
+can be) runs the notebook in a fresh kernel into ``runs/<name>/<key=value,...>/``, which is also
+its ``run_dir``: the executed notebook, whatever the notebook saves, and ``point.json`` (notebook,
+parameters, wall time, error) once the run has ended. A point whose ``point.json`` reports no error
+is skipped, so a killed sweep resumes where it stopped: a point cut off half-way runs again (and
+``training.run`` resumes its training from the last finished epoch), and so does a failed point.
+Every point's ``results.json`` files are gathered into ``runs/<name>/sweep.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from supcon_utils import runner
+
+POINT_FILE = "point.json"
+
+
+def sweep(
+    notebook: str | Path,
+    grid: dict[str, list[Any]],
+    name: str,
+    fixed: dict[str, Any] | None = None,
+    runs_dir: Path = runner.RUNS_DIR,
+) -> pd.DataFrame:
+    """Run ``notebook`` at every point of ``grid`` (with ``fixed`` parameters) into
+    ``runs_dir/name``; return the table also written to ``runs_dir/name/sweep.csv``.
+
+    ``notebook`` is a path, or a stem (or unique stem prefix) of the project's notebooks. The table
+    has a row per point: the grid values, ``point`` (its folder), ``error`` (None when the run
+    finished), ``seconds`` (notebook wall time), then every scalar of the point's ``results.json``
+    files as ``<folder>/<key>/...``, e.g. ``supcon/metrics/test_accuracy``; lists such as confusion
+    matrices stay in the files. A failing point does not stop the sweep: its error is in the table
+    and printed. Folders of this sweep that were run with other parameters raise ValueError before
+    anything runs.
+    """
+    path = notebook_path(notebook)
+    fixed = dict(fixed or {})
+    points = grid_points(grid)
+    _check_parameters(path, grid, fixed)
+    sweep_dir = (Path(runs_dir) / name).resolve()
+    folders = [point_folder(point) for point in points]
+    if len(set(folders)) < len(folders):
+        raise ValueError(f"the grid has repeated points: {folders}")
+    plans = [(point, sweep_dir / folder, {**fixed, **point}) for point, folder in
+             zip(points, folders, strict=True)]  # fmt: skip
+    for _, point_dir, parameters in plans:
+        _check_not_stale(point_dir, path.stem, parameters)
+
+    rows = []
+    for i, (point, point_dir, parameters) in enumerate(plans, start=1):
+        record = _finished(point_dir)
+        if record is None:
+            print(f"== [{i}/{len(plans)}] {point_dir}", flush=True)
+            record = _run_point(path, point_dir, parameters)
+        else:
+            print(f"== [{i}/{len(plans)}] {point_dir}: finished earlier, skipped", flush=True)
+        if record["error"]:
+            print(f"   FAILED: {record['error']}", flush=True)
+        row = {**point, "point": point_dir.name, "error": record["error"],
+               "seconds": record["seconds"]}  # fmt: skip
+        results = _flatten_results(runner.collect_results(point_dir))
+        rows.append({**row, **{k: v for k, v in results.items() if k not in row}})
+    table = pd.DataFrame(rows)
+    table.to_csv(sweep_dir / "sweep.csv", index=False)
+    return table
+
+
+def notebook_path(notebook: str | Path) -> Path:
+    """A notebook given as a path (``.ipynb`` or with a folder) or a project notebook's stem."""
+    text = str(notebook)
+    if text.endswith(".ipynb") or "/" in text:
+        path = Path(notebook).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no notebook at {path}")
+        return path
+    known = runner.notebooks()
+    matches = [nb for nb in known if nb.stem == text] or [
+        nb for nb in known if nb.stem.startswith(text)
+    ]
+    if len(matches) != 1:
+        raise ValueError(f"{text!r} names {len(matches)} of the notebooks "
+                         f"{[nb.stem for nb in known]}; give one stem or a path")  # fmt: skip
+    return matches[0]
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The Cartesian product of ``grid``'s values, as one parameter dict per point."""
+    if not grid:
+        raise ValueError("the grid is empty: give at least one parameter and its values")
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}")
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def point_folder(point: dict[str, Any]) -> str:
+    """``key=value,...``: strings as they are, other values as JSON, unsafe characters %-quoted."""
+
+    def label(value: Any) -> str:
+        return quote(value if isinstance(value, str) else json.dumps(value), safe="")
+
+    return ",".join(f"{label(key)}={label(value)}" for key, value in point.items())
+
+
+def _check_parameters(path: Path, grid: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """ValueError unless every grid and fixed key is a parameter the notebook declares."""
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(path)))
+    if "run_dir" not in declared:
+        raise ValueError(f"{path.name} declares no run_dir parameter for the sweep to set")
+    if "run_dir" in grid or "run_dir" in fixed:
+        raise ValueError("run_dir is set by the sweep (runs_dir/name/point); do not give it")
+    both = set(grid) & set(fixed)
+    if both:
+        raise ValueError(f"parameters both swept and fixed: {sorted(both)}")
+    unknown = (set(grid) | set(fixed)) - declared
+    if unknown:
+        raise ValueError(f"{path.name} declares no parameters {sorted(unknown)}; it declares "
+                         f"{sorted(declared)}")  # fmt: skip
+
+
+def _check_not_stale(point_dir: Path, notebook: str, parameters: dict[str, Any]) -> None:
+    """ValueError if ``point_dir`` holds a run of another notebook or with other parameters."""
+    path = point_dir / POINT_FILE
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = {"notebook": notebook, "parameters": json.loads(json.dumps(parameters))}
+    if {key: old[key] for key in new} != new:
+        raise ValueError(
+            f"{point_dir} holds a run of {old['notebook']} with {old['parameters']}, not of "
+            f"{notebook} with {new['parameters']}: sweep under another name, or delete the folder"
+        )
+
+
+def _finished(point_dir: Path) -> dict[str, Any] | None:
+    """The record of a point that ran to the end without error, else None."""
+    path = point_dir / POINT_FILE
+    record = json.loads(path.read_text()) if path.exists() else None
+    return record if record is not None and record["error"] is None else None
+
+
+def _run_point(path: Path, point_dir: Path, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run the notebook for one point and write its ``point.json``."""
+    point_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        run = runner.run_notebook(path, point_dir / path.name,
+                                  {**parameters, "run_dir": str(point_dir)})  # fmt: skip
+        error = run.error
+    except Exception as exc:  # e.g. the kernel died (out of memory): the other points still run
+        error = f"{type(exc).__name__}: {exc}"
+    record = {"notebook": path.stem, "parameters": parameters,
+              "seconds": round(time.perf_counter() - start, 1), "error": error}  # fmt: skip
+    (point_dir / POINT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _flatten_results(collected: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Scalars of ``runner.collect_results`` as ``folder/key/...`` columns."""
+
+    def flatten(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+        flat = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                flat.update(flatten(value, f"{prefix}{key}/"))
+            elif value is None or isinstance(value, (int, float, str, bool)):
+                flat[f"{prefix}{key}"] = value
+        return flat
+
+    columns = {}
+    for folder, results in collected.items():
+        columns.update(flatten(results, "" if folder == "." else f"{folder}/"))
+    return columns
+
+
+def _parse_grid(text: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2,...`` as ``(key, [v1, v2, ...])``, each value JSON where it parses."""
+    key, sep, raw = text.partition("=")
+    if not sep or not raw:
+        raise argparse.ArgumentTypeError(f"grid {text!r} is not of the form key=value1,value2,...")
+    return key, [runner._parse_parameter(f"{key}={value}")[1] for value in raw.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebook", required=True, help="stem (e.g. 03_training) or path")
+    parser.add_argument("--name", required=True, help="sweep folder under the runs folder")
+    parser.add_argument(
+        "-g",
+        "--grid",
+        action="append",
+        type=_parse_grid,
+        required=True,
+        help="swept parameter key=v1,v2,... (JSON values), e.g. -g epochs=2,4",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        type=runner._parse_parameter,
+        default=[],
+        help="fixed parameter key=value (JSON value)",
+    )
+    parser.add_argument("--runs-dir", type=Path, default=runner.RUNS_DIR,
+                        help=f"runs folder (default {runner.RUNS_DIR})")  # fmt: skip
+    args = parser.parse_args(argv)
+    for option, pairs in (("-g", args.grid), ("-p", args.parameter)):
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) < len(keys):
+            parser.error(f"a parameter is given twice with {option}: {keys}")
+    table = sweep(args.notebook, dict(args.grid), args.name, dict(args.parameter),
+                  args.runs_dir)  # fmt: skip
+    shown = [*dict(args.grid), "error", *[c for c in table.columns if "/metrics/" in c]]
+    print()
+    print(table[shown].fillna({"error": ""}).to_string(index=False))
+    print(f"\nall columns: {args.runs_dir / args.name / 'sweep.csv'}")
+    failed = int(table.error.notna().sum())
+    if failed:
+        print(f"{failed} of {len(table)} points FAILED; run the same command again to retry them")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

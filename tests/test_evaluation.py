@@ -1,0 +1,143 @@
+"""Evaluation metrics against brute-force definitions, and `evaluate` end to end on a tiny model."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from supcon_utils import evaluation, models
+
+rng = np.random.default_rng(0)
+
+
+def clusters(n_per_class=30, n_classes=3, dim=8, spread=0.1, seed=0):
+    """Points around one random unit centre per class."""
+    r = np.random.default_rng(seed)
+    centres = r.normal(size=(n_classes, dim))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[y] + spread * r.normal(size=(len(y), dim)), y
+
+
+def cosine(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_class_similarities_equal_the_mean_over_all_pairs():
+    x, y = clusters(n_per_class=7, spread=1.0)
+    x, y = x[:-3], y[:-3]  # unequal class sizes
+    within, between = [], []
+    for i, j in itertools.permutations(range(len(x)), 2):
+        (within if y[i] == y[j] else between).append(cosine(x[i], x[j]))
+    got = evaluation.cosine_similarities(x, y)
+    assert got["intra_class_cosine"] == pytest.approx(np.mean(within), rel=1e-9)
+    assert got["inter_class_cosine"] == pytest.approx(np.mean(between), rel=1e-9)
+
+
+def test_tight_clusters_are_more_similar_within_than_between():
+    got = evaluation.cosine_similarities(*clusters(spread=0.05))
+    assert got["intra_class_cosine"] > 0.95 > got["inter_class_cosine"]
+
+
+def test_uniformity_equals_its_definition():
+    x = rng.normal(size=(12, 5))
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    pairs = [np.exp(-2 * np.sum((u[i] - u[j]) ** 2))
+             for i, j in itertools.permutations(range(len(u)), 2)]  # fmt: skip
+    assert evaluation.uniformity(x) == pytest.approx(np.log(np.mean(pairs)), rel=1e-9)
+
+
+def test_uniformity_is_lower_for_spread_points_than_for_a_clump():
+    spread = rng.normal(size=(200, 16))
+    clump = np.ones((200, 16)) + 0.01 * rng.normal(size=(200, 16))
+    assert evaluation.uniformity(spread) < evaluation.uniformity(clump) < -0.0
+    assert evaluation.uniformity(clump) == pytest.approx(0.0, abs=1e-2)
+
+
+def test_alignment_of_identical_and_opposite_views():
+    x = rng.normal(size=(10, 4))
+    assert evaluation.alignment(x, 3 * x) == pytest.approx(0.0, abs=1e-12)
+    assert evaluation.alignment(x, -x) == pytest.approx(4.0)
+    assert evaluation.alignment(x, -x, alpha=1) == pytest.approx(2.0)
+
+
+def test_knn_matches_a_brute_force_cosine_vote():
+    train_x, train_y = clusters(n_per_class=20, spread=1.5, seed=1)
+    test_x, test_y = clusters(n_per_class=10, spread=1.5, seed=2)
+    k = 5
+    correct = 0
+    for x, y in zip(test_x, test_y, strict=True):
+        sims = np.array([cosine(x, t) for t in train_x])
+        votes = np.bincount(train_y[np.argsort(-sims)[:k]], minlength=3)
+        correct += int(np.argmax(votes) == y)
+    got = evaluation.knn_accuracy(train_x, train_y, test_x, test_y, k=k)
+    assert got == pytest.approx(correct / len(test_y))
+    assert 0.3 < got < 1.0  # overlapping clusters: neither trivial nor hopeless
+
+
+def test_separable_classes_are_found_by_knn_and_the_linear_probe():
+    train, test = clusters(seed=3, spread=0.05), clusters(seed=3, spread=0.05)
+    assert evaluation.knn_accuracy(*train, *test) == 1.0
+    assert evaluation.linear_probe_accuracy(*train, *test) == 1.0
+
+
+def test_classification_report_counts_per_class():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    got = evaluation.classification_report(y_true, y_pred, ["a", "b", "c"])
+    assert got["accuracy"] == pytest.approx(4 / 6)
+    assert got["accuracy/a"] == pytest.approx(2 / 3)
+    assert got["accuracy/b"] == pytest.approx(1 / 2)
+    assert got["accuracy/c"] == 1.0
+    assert got["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_project_2d_keeps_one_point_per_embedding(method):
+    x, _ = clusters(n_per_class=20)
+    xy = evaluation.project_2d(x, method)
+    assert xy.shape == (60, 2)
+    assert np.all(np.isfinite(xy))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: evaluation.cosine_similarities(np.full((4, 3), np.nan), np.arange(4)), "NaN"),
+        (lambda: evaluation.uniformity(np.zeros((4, 3))), "zero vector"),
+        (lambda: evaluation.alignment(np.ones((4, 3)), np.ones((5, 3))), "differ in shape"),
+        (lambda: evaluation.knn_accuracy(np.ones((4, 3)), np.arange(3), np.ones((2, 3)),
+                                         np.arange(2)), "differ in length"),  # fmt: skip
+        (lambda: evaluation.knn_accuracy(np.ones((4, 3)), np.arange(4), np.ones((2, 3)),
+                                         np.arange(2), k=5), "k must be"),  # fmt: skip
+        (lambda: evaluation.uniformity(np.ones(3)), "2-d"),
+        (lambda: evaluation.project_2d(np.ones((4, 3)), "umap"), "unknown projection"),
+        (lambda: evaluation.cosine_similarities(np.ones((3, 2)), np.zeros(3)), "two classes"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_evaluate_returns_every_metric_as_one_flat_dict():
+    keras.utils.set_random_seed(0)
+    r = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    masks = np.zeros((3, 28, 28, 1))
+    masks[0, :, :14], masks[1, :14], masks[2, 7:21, 7:21] = 1, 1, 1  # left, top, centre
+    images = (r.uniform(size=(120, 28, 28, 1)) * 40 + 200 * masks[y]).astype(np.uint8)
+    encoder = models.resnet_small((28, 28, 1), widths=(8, 8, 16))
+    classifier = models.linear_classifier(16, 3)
+    got = evaluation.evaluate(encoder, classifier, (images, y), (images, y), ["a", "b", "c"],
+                              k=5, n_geometry=60)  # fmt: skip
+    scalar_keys = {"accuracy", "knn_accuracy", "linear_probe_accuracy", "silhouette_cosine",
+                   "intra_class_cosine", "inter_class_cosine", "alignment", "uniformity",
+                   "accuracy/a", "accuracy/b", "accuracy/c"}  # fmt: skip
+    assert set(got) == scalar_keys | {"confusion_matrix"}
+    assert all(np.isfinite(got[k]) for k in scalar_keys)
+    assert np.sum(got["confusion_matrix"]) == 120
+    # Where the bright region is separates these classes, even through a random encoder.
+    assert got["knn_accuracy"] > 0.9
+    assert -1 <= got["silhouette_cosine"] <= 1
+    assert 0 <= got["alignment"] <= 4

@@ -1,0 +1,149 @@
+"""The sweep driver: every grid point runs once into its own run_dir, results are collected, a
+second call skips finished points and retries failed ones. A tiny notebook stands in for
+training; each point is one papermill run in a fresh kernel (a few seconds)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from supcon_utils import sweep
+
+BODY = """\
+import json, pathlib
+with open("calls.log", "a") as log:  # relative: the kernel runs in the notebook's folder
+    log.write(f"{value},{scale}\\n")
+if value == 3:
+    raise RuntimeError("boom")
+out = pathlib.Path(run_dir) / "model"
+out.mkdir(parents=True, exist_ok=True)
+results = {"metrics": {"score": value * scale, "matrix": [[1, 0], [0, 1]]},
+           "config": {"label": label}}
+(out / "results.json").write_text(json.dumps(results))
+"""
+
+
+PARAMETERS = 'run_dir = "unset"\nvalue = 1\nscale = 1.0\nlabel = "a"'
+
+
+def _notebook(folder: Path, parameters: str = PARAMETERS) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    path = folder / "99_fake.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _calls(folder: Path) -> list[str]:
+    return (folder / "calls.log").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_every_point_runs_into_its_own_folder_and_a_second_call_skips_them(tmp_path):
+    nb = _notebook(tmp_path)
+    runs = tmp_path / "runs"
+    grid = {"value": [1, 2], "scale": [0.5, 2.0]}
+    table = sweep.sweep(nb, grid, "s", fixed={"label": "x"}, runs_dir=runs)
+
+    assert sorted(_calls(tmp_path)) == ["1,0.5", "1,2.0", "2,0.5", "2,2.0"]
+    assert list(table.columns) == ["value", "scale", "point", "error", "seconds",
+                                   "model/metrics/score", "model/config/label"]  # fmt: skip
+    assert table[["value", "scale"]].values.tolist() == [[1, 0.5], [1, 2.0], [2, 0.5], [2, 2.0]]
+    assert table.point.tolist() == ["value=1,scale=0.5", "value=1,scale=2.0",
+                                    "value=2,scale=0.5", "value=2,scale=2.0"]  # fmt: skip
+    assert table.error.isna().all()
+    assert table["model/metrics/score"].tolist() == [0.5, 2.0, 1.0, 4.0]
+    assert (table["model/config/label"] == "x").all()
+    for point in table.point:
+        folder = runs / "s" / point
+        assert (folder / "99_fake.ipynb").is_file() and (folder / "model/results.json").is_file()
+        record = json.loads((folder / "point.json").read_text())
+        assert record["error"] is None and record["parameters"]["label"] == "x"
+    csv = pd.read_csv(runs / "s" / "sweep.csv")
+    assert csv.drop(columns="error").equals(table.drop(columns="error"))
+
+    grid["value"].append(4)  # a grown grid: only the new points run
+    again = sweep.sweep(nb, grid, "s", fixed={"label": "x"}, runs_dir=runs)
+    assert sorted(_calls(tmp_path)) == ["1,0.5", "1,2.0", "2,0.5", "2,2.0", "4,0.5", "4,2.0"]
+    assert len(again) == 6
+    pd.testing.assert_frame_equal(again.iloc[:4], table)
+
+    with pytest.raises(ValueError, match="holds a run of 99_fake with"):
+        sweep.sweep(nb, grid, "s", fixed={"label": "y"}, runs_dir=runs)  # other fixed values
+
+
+@pytest.mark.slow
+def test_a_failing_point_is_reported_and_retried_by_the_cli(tmp_path, capsys):
+    nb = _notebook(tmp_path)
+    runs = tmp_path / "runs"
+    argv = ["--notebook", str(nb), "--name", "f", "-g", "value=1,3", "-p", "scale=2",
+            "--runs-dir", str(runs)]  # fmt: skip
+    assert sweep.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: RuntimeError: boom" in out and "1 of 2 points FAILED" in out
+    table = pd.read_csv(runs / "f" / "sweep.csv")
+    assert table.value.tolist() == [1, 3]
+    assert table.error.fillna("").tolist() == ["", "RuntimeError: boom"]
+    assert table["model/metrics/score"].fillna(-1).tolist() == [2, -1]
+    assert (runs / "f" / "value=3" / "99_fake.ipynb").is_file()  # the traceback is kept there
+
+    assert sweep.main(argv) == 1
+    assert _calls(tmp_path) == ["1,2", "3,2", "3,2"]  # the finished point is skipped
+
+
+def test_grid_points_and_their_folders():
+    points = sweep.grid_points({"temperature": [0.05, 0.1], "preset": ["quick"], "n": [None]})
+    assert points == [{"temperature": 0.05, "preset": "quick", "n": None},
+                      {"temperature": 0.1, "preset": "quick", "n": None}]  # fmt: skip
+    assert sweep.point_folder(points[0]) == "temperature=0.05,preset=quick,n=null"
+    assert sweep.point_folder({"a": "x/y,z", "b": [1, 2]}) == "a=x%2Fy%2Cz,b=%5B1%2C%202%5D"
+    with pytest.raises(ValueError, match="empty"):
+        sweep.grid_points({})
+    with pytest.raises(ValueError, match="non-empty list"):
+        sweep.grid_points({"a": []})
+    with pytest.raises(ValueError, match="non-empty list"):
+        sweep.grid_points({"a": "0.1,0.2"})
+
+
+def test_cli_values_parse_as_json_or_strings():
+    assert sweep._parse_grid("temperature=0.05,0.1") == ("temperature", [0.05, 0.1])
+    assert sweep._parse_grid("preset=quick,full") == ("preset", ["quick", "full"])
+    assert sweep._parse_grid("jit_compile=true,null") == ("jit_compile", [True, None])
+    with pytest.raises(Exception, match="key=value1,value2"):
+        sweep._parse_grid("temperature")
+    with pytest.raises(SystemExit):
+        sweep.main(["--notebook", "x", "--name", "y", "-g", "a=1", "-g", "a=2"])
+
+
+def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
+    nb = _notebook(tmp_path)
+    runs = tmp_path / "runs"
+    cases = [
+        ({"undeclared": [1]}, None, r"declares no parameters \['undeclared'\]"),
+        ({"value": [1]}, {"value": 2}, r"both swept and fixed: \['value'\]"),
+        ({"run_dir": ["a"]}, None, "run_dir is set by the sweep"),
+        ({"value": [1, 1]}, None, "repeated points"),
+    ]
+    for grid, fixed, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sweep.sweep(nb, grid, "bad", fixed=fixed, runs_dir=runs)
+    (tmp_path / "other").mkdir()
+    no_run_dir = _notebook(tmp_path / "other", parameters="value = 1")
+    with pytest.raises(ValueError, match="declares no run_dir"):
+        sweep.sweep(no_run_dir, {"value": [1]}, "bad", runs_dir=runs)
+    assert not runs.exists() and not (tmp_path / "calls.log").exists()
+
+
+def test_notebooks_are_found_by_stem_prefix_or_path(tmp_path):
+    assert sweep.notebook_path("03_training").name == "03_training.ipynb"
+    assert sweep.notebook_path("03").name == "03_training.ipynb"
+    with pytest.raises(ValueError, match="names 0 of the notebooks"):
+        sweep.notebook_path("99_nothing")
+    with pytest.raises(FileNotFoundError):
+        sweep.notebook_path(tmp_path / "missing.ipynb")
