@@ -9,13 +9,25 @@ NAME   ?= default
 PARAMS ?=
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: reproduce test bench sweep env data equations lint sync clean
+.PHONY: reproduce test test-fast check bench sweep env data equations lint sync clean
 
 reproduce: env data
 	$(PY) -m supcon_utils.runner --name $(NAME) $(PARAMS)
 
+# Every test, and every notebook re-executed at its defaults with its outputs compared (nbval).
 test: env data
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval -p no:cacheprovider
+
+# The developer's loop (~2 min): the tests that train nothing for long and execute no notebook.
+test-fast: env data
+	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider
+
+# Lint, format, and the notebook pairs (scripts/check_notebooks.py); CI runs it before the tests.
+PY_SOURCES := supcon_utils tests scripts benchmarks notebooks
+check: env
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(PY) scripts/check_notebooks.py
 
 # Training and loss speed on this machine (a few minutes): a table, and benchmarks/results.json.
 bench: env data
@@ -47,14 +59,17 @@ data: env
 equations: env
 	$(PY) scripts/make_equations.py equations.png
 
+# Fix what ruff can: imports, formatting.
 lint: env
-	$(VENV)/bin/ruff check supcon_utils tests scripts benchmarks notebooks
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 
-# After editing notebooks/NN_name.py: pair, then re-execute in place so outputs match the code.
+# After editing notebooks/NN_name.py: pair, then re-execute in place so outputs match the code
+# (TensorFlow's native log lines stripped). ONLY="03" re-executes only the notebooks named.
+ONLY ?=
 sync: env
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
-	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
-		../$(PY) -m papermill -k python3 $$nb $$nb || exit 1; done
+	$(PY) -m supcon_utils.runner --in-place $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf runs .pytest_cache

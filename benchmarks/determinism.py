@@ -1,54 +1,71 @@
-"""Does a seeded training run repeat exactly? Prints the answer with oneDNN on and off.
+"""Does a seeded training run repeat bit for bit, augmentation included? Prints the answer.
 
-Each setting runs in fresh processes (oneDNN is chosen when TensorFlow loads): two cross-entropy
-runs of a few steps on a seeded batch order, then compares the final weights. Augmentation is left
-out: with parallel tf.data map calls its random draws are not reproducible whatever the kernels
-(see ``augment.view_maker``), which would hide what the kernels themselves do.
+Each recipe (cross-entropy, SupCon + linear probe) is trained twice through ``training.run``, each
+time in a fresh process and a fresh run folder, with the same seed at a small budget of the
+``quick`` preset; then the final weights (a SHA-256 of every array) and the metrics are compared.
+Run it with oneDNN on (the default here) and off; the two settings round differently, so they are
+compared each with itself.
 
-    python benchmarks/determinism.py
+    python benchmarks/determinism.py                   # ~3 min on a 2-core CPU
+    python benchmarks/determinism.py --n-train 20000 --epochs 6   # the whole quick preset
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 CHILD = r"""
-import json, sys
+import hashlib, json, sys
 import supcon_utils
-import keras, numpy as np, tensorflow as tf
-from supcon_utils import data, models
-if sys.argv[1] == "op_determinism":
-    tf.config.experimental.enable_op_determinism()
-keras.utils.set_random_seed(0)
-(x, y), _ = data.load_dataset("fashion_mnist")
-x, y = x[:2048], y[:2048]
-encoder = models.resnet_small()
-inputs = keras.Input((28, 28, 1))
-model = keras.Model(inputs, models.linear_classifier(128, 10)(encoder(inputs)))
-model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-ds = data.make_dataset(x, y, batch_size=256, shuffle=True)  # no augmentation: see below
-model.fit(ds, epochs=1, verbose=0, shuffle=False)
-w = np.concatenate([v.numpy().ravel() for v in model.weights])
-print(json.dumps({"checksum": float(np.abs(w).sum()), "first": float(w[0])}))
+from supcon_utils import training
+kind, run_dir, n_train, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cfg = training.config("quick", n_train=n_train, epochs=epochs, probe_epochs=epochs)
+result = training.run(kind, cfg, run_dir, verbose=0)
+digest = hashlib.sha256()
+for name in sorted(result["models"]):
+    for w in result["models"][name].get_weights():
+        digest.update(w.tobytes())
+print(json.dumps({"weights": digest.hexdigest()[:16], "metrics": result["metrics"]}))
 """
 
 
-def run(onednn: str, mode: str) -> dict:
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def train(kind: str, onednn: str, n_train: int, epochs: int) -> dict:
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
+    with tempfile.TemporaryDirectory() as run_dir:
+        args = [sys.executable, "-c", CHILD, kind, run_dir, str(n_train), str(epochs)]
+        done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    for onednn in ("1", "0"):
-        for mode in ("default", "op_determinism"):
-            a, b = run(onednn, mode), run(onednn, mode)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=2048, help="training images (default 2048)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of training and probe")
+    parser.add_argument("--onednn", nargs="+", default=["1", "0"], help="settings to try")
+    args = parser.parse_args(argv)
+    all_same = True
+    for onednn in args.onednn:
+        for kind in ("cross_entropy", "supcon"):
+            a = train(kind, onednn, args.n_train, args.epochs)
+            b = train(kind, onednn, args.n_train, args.epochs)
             same = a == b
-            print(f"oneDNN={onednn} {mode:15s} identical weights after two runs: {same} "
-                  f"({a['checksum']:.6f} vs {b['checksum']:.6f})", flush=True)
+            all_same &= same
+            acc = [r["metrics"]["test_accuracy"] for r in (a, b)]
+            print(
+                f"oneDNN={onednn} {kind:13s} two seeded runs identical: {same!s:5s} "
+                f"(weights {a['weights']} / {b['weights']}; test accuracy "
+                f"{acc[0]:.4f} / {acc[1]:.4f})",
+                flush=True,
+            )
+    return 0 if all_same else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -32,46 +32,55 @@
 # - which views are positives of which: the positive mask, with labels (SupCon) and without
 #   (SimCLR).
 #
-# **Run time**: about half a minute on a 2-core CPU (most of it importing TensorFlow and timing the
-# pipeline); a GPU does not change it.
+# **Run time**: 14 s with papermill on a 2-core Intel Xeon without GPU (measured 2026-11-29),
+# most of it importing TensorFlow and timing the pipeline; a GPU does not change it.
 
 # %% tags=["parameters"]
-seed = 0  # seeds Python, numpy, TensorFlow and the augmentation layers
-dataset = "fashion_mnist"  # dataset of supcon_utils.data.load_dataset
-recipe = "grayscale28"  # augmentation recipe: "grayscale28" (clothing) or "color32" (CIFAR-10)
-n_views = 2  # views per image
-n_show = 6  # images shown in the grid of augmented views, one per class
-mask_batch = 8  # images in the batch whose positive mask is drawn
-mask_classes = 3  # classes among those images
-timing_images = 20_000  # images pushed through the pipeline to time it
-batch_size = 256  # batch size of the timed pipeline (the training default)
-run_dir = "runs/default"  # run folder: figures and results.json go to run_dir/01_augmentation
+# One line per parameter, `name: type = default  # help`: papermill reads them so.
+# fmt: off
+seed: int = 0  # seeds Python, numpy, TensorFlow and the augmentation layers
+dataset: str = "fashion_mnist"  # dataset of supcon_utils.data.load_dataset
+recipe: str = "grayscale28"  # augmentation recipe: "grayscale28" (clothing) or "color32" (CIFAR-10)
+n_views: int = 2  # views per image
+n_show: int = 10  # images shown in the grid of augmented views, one per class (10: all)
+mask_batch: int = 8  # images in the batch whose positive mask is drawn
+mask_classes: int = 3  # classes among those images
+timing_images: int = 20_000  # images pushed through the pipeline to time it
+batch_size: int = 256  # batch size of the timed pipeline (the training default)
+run_dir: str = "runs/default"  # run folder: figures and results.json go to run_dir/01_augmentation
+# fmt: on
 
 # %%
-# Colab only: install the supcon_utils package from GitHub. Anywhere else this does nothing.
+# Colab only: install supcon_utils from the project's repository (or from SUPCON_REPO, e.g. your
+# fork: os.environ["SUPCON_REPO"] = "<your fork's URL>"). Elsewhere this does nothing.
+import os
 import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/supcon-tutorial/supcon"],
-        check=True,
-    )
+    repo = os.environ.get("SUPCON_REPO", "https://github.com/supcon-tutorial/supcon")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{repo}"]
+    installed = subprocess.run(pip, capture_output=True, text=True)
+    if installed.returncode != 0:
+        raise RuntimeError(
+            f"could not install supcon_utils from {repo}:\n{installed.stderr[-1500:]}\n"
+            "Set os.environ['SUPCON_REPO'] to a repository Colab can reach (your fork), or upload "
+            "the project and run `pip install -e <folder>`, then run this cell again."
+        )
 
 # %%
+import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+
+# isort: split
 import json
 import time
 from pathlib import Path
 
-import supcon_utils  # noqa: I001  (first: it sets TensorFlow's environment before TF loads)
 import keras
 import numpy as np
-import tensorflow as tf
 
 from supcon_utils import augment, data, plots
 
-_ = tf.zeros(1) + 1  # a first op, so TensorFlow's start-up log lines land in this cell
 keras.utils.set_random_seed(seed)
 out_dir = Path(run_dir) / "01_augmentation"
 out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,14 +138,25 @@ fig.savefig(out_dir / "augmented_views.png", dpi=120)
 # %% [markdown]
 # ## Put it in a `tf.data` pipeline and time it
 #
-# `data.make_dataset` shuffles, batches, makes the views with parallel `map` calls and prefetches.
-# Augmenting whole batches (one call of the layers per batch, not per image) is what keeps it fast.
+# `data.make_dataset` shuffles, batches, makes the views and prefetches. Augmenting whole batches
+# (one call of the layers per batch, not per image) is what keeps it fast. The `map` is
+# sequential on purpose: parallel calls would draw from the layers' shared random state in no
+# fixed order, and a seeded training run would no longer repeat bit for bit.
 # The encoder of notebook 03 trains at several hundred images per second on this CPU, so the
 # pipeline must make views much faster than that.
 
 # %%
-ds = data.make_dataset(x_train[:timing_images], y_train[:timing_images], batch_size=batch_size,
-                       n_views=n_views, recipe=recipe, shuffle=True, seed=seed)
+# NBVAL_IGNORE_OUTPUT
+# (a timing: it depends on the machine)
+ds = data.make_dataset(
+    x_train[:timing_images],
+    y_train[:timing_images],
+    batch_size=batch_size,
+    n_views=n_views,
+    recipe=recipe,
+    shuffle=True,
+    seed=seed,
+)
 batch_views, batch_labels = next(iter(ds))
 print("one batch:", tuple(batch_views.shape), batch_views.dtype.name, tuple(batch_labels.shape))
 start = time.perf_counter()
@@ -177,8 +197,13 @@ fig.savefig(out_dir / "positive_masks.png", dpi=120)
 # where each class appears more than once, and why larger batches help it.
 
 # %%
-results = {"metrics": {"augmentation_images_per_s": round(throughput), "n_views": n_views,
-                       "recipe": recipe}}
+results = {
+    "metrics": {
+        "augmentation_images_per_s": round(throughput),
+        "n_views": n_views,
+        "recipe": recipe,
+    }
+}
 _ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 # %% [markdown]

@@ -8,7 +8,7 @@ and scale-normalised, so that crops keep most of the garment and colour jitter r
 brightness and contrast, plus random erasing as a second occlusion-like cue.
 
 Everything is a Keras preprocessing layer and runs in a `tf.data` pipeline on whole batches
-(`Dataset.batch(...).map(view_maker(...), num_parallel_calls=AUTOTUNE)`): every layer used here
+(`Dataset.batch(...).map(view_maker(...))`, as `data.make_dataset` does): every layer used here
 draws its random parameters per image, not per batch (tests/test_augment.py checks it). Keras'
 `RandomCrop` draws one crop window per batch and Keras has no resized crop, hence the small
 `RandomResizedCrop` layer below; nor does it have torchvision's `RandomApply`, hence `RandomApply`.

@@ -9,6 +9,9 @@ see ``supcon_utils.moco``) can be appended to the contrast set.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -133,8 +136,16 @@ def supcon_loss(
 class SupConLoss(keras.losses.Loss):
     """Keras wrapper of :func:`supcon_loss`: ``y_true`` are the labels, ``y_pred`` the features.
 
-    ``y_true`` may come as ``(batch,)`` or ``(batch, 1)`` and as floats, since Keras casts targets
-    to the loss dtype; None gives the SimCLR loss.
+    ``y_true`` may come as ``(batch,)`` or ``(batch, 1)``; None gives the SimCLR loss. Unlike
+    other Keras losses it does not cast the targets to the loss dtype, so integer labels stay
+    exact (above 2**24 too). Float labels (Keras hands some over as floats, e.g. under a
+    distribution strategy) must be whole numbers: a fractional one (``0.7``) raises ValueError
+    when eager, InvalidArgumentError when the graph runs, rather than being truncated to a class.
+
+    The value is a mean over anchors, not over images, so Keras' per-image ``sample_weight`` (and
+    ``class_weight``, which Keras turns into one) has no meaning here: either raises
+    ``ValueError``. To weight classes, draw class-balanced batches instead
+    (``data.make_dataset(balanced=...)``).
     """
 
     def __init__(
@@ -155,12 +166,16 @@ class SupConLoss(keras.losses.Loss):
         self.base_temperature = base_temperature
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if y_true is None:
-            # Keras would try to convert None to a tensor. The value is already reduced to a
-            # scalar, so only the cast to the loss dtype is left to do.
-            with tf.name_scope(self.name):
-                return self.call(None, tf.cast(y_pred, self.dtype))
-        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        # Keras' Loss.__call__ would cast the labels to float and weight a per-image vector;
+        # the value here is already a scalar mean over anchors, so only the dtype is left to set.
+        if sample_weight is not None:
+            raise ValueError(
+                "SupConLoss takes no sample_weight or class_weight: its value is a mean over "
+                "anchors and their positives, not over images. Use class-balanced batches "
+                "(data.make_dataset(balanced=...)) to weight classes."
+            )
+        with tf.name_scope(self.name):
+            return tf.cast(self.call(y_true, y_pred), self.dtype)
 
     def call(self, y_true: tf.Tensor | None, y_pred: tf.Tensor) -> tf.Tensor:
         labels = None
@@ -169,7 +184,7 @@ class SupConLoss(keras.losses.Loss):
             if labels.shape.rank == 2 and labels.shape[-1] == 1:
                 labels = tf.squeeze(labels, axis=-1)
             if not labels.dtype.is_integer:
-                labels = tf.cast(labels, tf.int64)
+                labels = _whole_number_labels(labels)
         loss = supcon_loss(
             y_pred,
             labels,
@@ -235,16 +250,25 @@ def _gather_batch(
     Shards may differ in size (a last partial batch), so the offset is counted, not assumed.
     """
     batch, n_views, dim = tf.unstack(tf.shape(z))
-    int_type = tf.int64 if z.dtype == tf.float64 else tf.int32
-    replica = tf.cast(ctx.replica_id_in_sync_group, int_type)
-    ids = tf.zeros([batch], int_type) if labels is None else tf.cast(labels, int_type)
-    meta = tf.stack([tf.fill([batch], replica), ids], axis=1)
+    replica = ctx.replica_id_in_sync_group
+    ids = tf.zeros([batch], tf.int64) if labels is None else labels
+    # The replica id and the int64 label as words of the features' width: one word each for
+    # float64, one and two for float32, so a label never wraps (2**32 stays apart from 0).
+    if z.dtype == tf.float64:
+        meta = tf.stack([tf.fill([batch], tf.cast(replica, tf.int64)), ids], axis=1)
+    else:
+        meta = tf.concat([tf.fill([batch, 1], tf.cast(replica, tf.int32)),
+                          tf.bitcast(ids, tf.int32)], axis=1)  # fmt: skip
+    width = meta.shape[-1]
     packed = tf.concat([tf.reshape(z, [batch, -1]), tf.bitcast(meta, z.dtype)], axis=1)
     gathered = ctx.all_gather(packed, axis=0)
-    global_z = tf.reshape(gathered[:, :-2], [-1, n_views, dim])
-    global_meta = tf.bitcast(tf.stop_gradient(gathered[:, -2:]), int_type)
-    offset = tf.reduce_sum(tf.cast(global_meta[:, 0] < replica, tf.int32))
-    global_labels = None if labels is None else tf.cast(global_meta[:, 1], tf.int64)
+    global_z = tf.reshape(gathered[:, :-width], [-1, n_views, dim])
+    global_meta = tf.bitcast(tf.stop_gradient(gathered[:, -width:]), meta.dtype)
+    offset = tf.reduce_sum(tf.cast(global_meta[:, 0] < tf.cast(replica, meta.dtype), tf.int32))
+    if labels is None:
+        return global_z, None, offset
+    words = global_meta[:, 1:]
+    global_labels = words[:, 0] if z.dtype == tf.float64 else tf.bitcast(words, tf.int64)
     return global_z, global_labels, offset
 
 
@@ -265,16 +289,25 @@ def _masked_logsumexp(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 def _check_options(
     temperature: float, variant: str, contrast_mode: str, base_temperature: float | None
 ) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if base_temperature is not None and not base_temperature > 0:
-        raise ValueError(f"base_temperature must be > 0 or None, got {base_temperature}")
+    if not _positive_number(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if base_temperature is not None and not _positive_number(base_temperature):
+        raise ValueError(
+            f"base_temperature must be a finite number > 0 or None, got {base_temperature!r}"
+        )
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     if contrast_mode not in CONTRAST_MODES:
         raise ValueError(
             f"unknown contrast_mode {contrast_mode!r}; expected one of {CONTRAST_MODES}"
         )
+
+
+def _positive_number(value: object) -> bool:
+    """A real, finite number > 0 (a Python or numpy scalar; not a bool, a string or a tensor)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def _check_inputs(
@@ -298,7 +331,10 @@ def _check_inputs(
     if labels.shape.rank != 1:
         raise ValueError(f"labels must have rank 1 (batch,), got shape {labels.shape}")
     if not labels.dtype.is_integer:
-        raise ValueError(f"labels must be integers, got {labels.dtype.name}")
+        raise ValueError(
+            f"labels must be integers, got {labels.dtype.name}: cast them (a float label such "
+            "as 0.7 has no class; truncating it would silently give class 0)"
+        )
     labels = _assert_same_length(
         labels,
         features,
@@ -360,15 +396,28 @@ def _check_extra(
 
 def _assert_finite(x: tf.Tensor, message: str) -> tf.Tensor:
     """``x``, checked for NaN and inf: a ValueError now when eager, else when the graph runs."""
-    finite = tf.reduce_all(tf.math.is_finite(x))
+    return _assert_all(tf.reduce_all(tf.math.is_finite(x)), x, message)
+
+
+def _whole_number_labels(labels: tf.Tensor) -> tf.Tensor:
+    """Float labels as int64 classes, checked to be whole numbers (0.7 is no class id)."""
+    if not labels.dtype.is_floating:
+        raise ValueError(f"labels must be integers, got {labels.dtype.name}")
+    whole = tf.reduce_all(tf.equal(labels, tf.round(labels)))
+    message = "labels must be whole numbers (class ids), got a fractional float label"
+    return tf.cast(_assert_all(whole, labels, message), tf.int64)
+
+
+def _assert_all(condition: tf.Tensor, x: tf.Tensor, message: str) -> tf.Tensor:
+    """``x`` if ``condition`` holds: a ValueError now when eager, else when the graph runs."""
     if tf.executing_eagerly():
-        if not bool(finite):
+        if not bool(condition):
             raise ValueError(message)
         return x
     # A graph can only fail at run time (InvalidArgumentError; XLA drops the check). Assert,
     # unlike check_numerics, adds nothing to the backward pass, where a mixed-precision loss
     # scale may legitimately overflow.
-    with tf.control_dependencies([tf.debugging.Assert(finite, [message])]):
+    with tf.control_dependencies([tf.debugging.Assert(condition, [message])]):
         return tf.identity(x)
 
 

@@ -47,8 +47,17 @@ def positive_masks(masks: Mapping[str, np.ndarray], labels: np.ndarray, n_views:
     ticks = [f"{label}/v{v}" for v in range(n_views) for label in labels]
     fig, axes = plt.subplots(1, len(masks), figsize=(5.5 * len(masks), 5), squeeze=False)
     for ax, (title, mask) in zip(axes[0], masks.items(), strict=True):
-        sns.heatmap(mask.astype(int), ax=ax, cmap="Blues", cbar=False, square=True,
-                    linewidths=0.3, linecolor="lightgrey", xticklabels=ticks, yticklabels=ticks)
+        sns.heatmap(
+            mask.astype(int),
+            ax=ax,
+            cmap="Blues",
+            cbar=False,
+            square=True,
+            linewidths=0.3,
+            linecolor="lightgrey",
+            xticklabels=ticks,
+            yticklabels=ticks,
+        )
         ax.set_title(f"{title}: {int(mask.sum())} positive pairs")
         ax.set_xlabel("contrast view (label/view)")
         ax.set_ylabel("anchor view (label/view)")
@@ -71,15 +80,24 @@ def training_curves(
         epochs = [int(r["epoch"]) + 1 for r in rows]
         ax.plot(epochs, [r["loss"] for r in rows], "o-", label="training loss")
         if reference_lines and name in reference_lines:
-            ax.axhline(reference_lines[name], color="grey", ls="--",
-                       label=f"collapse ln(2N-1) = {reference_lines[name]:.2f}")
+            ax.axhline(
+                reference_lines[name],
+                color="grey",
+                ls="--",
+                label=f"collapse ln(2N-1) = {reference_lines[name]:.2f}",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(name)
         if rows and "accuracy" in rows[0]:
             twin = ax.twinx()
-            twin.plot(epochs, [r["accuracy"] for r in rows], "s--", color="tab:green",
-                      label="training accuracy")
+            twin.plot(
+                epochs,
+                [r["accuracy"] for r in rows],
+                "s--",
+                color="tab:green",
+                label="training accuracy",
+            )
             twin.set_ylabel("accuracy")
             twin.legend(loc="center right", fontsize=8)
         ax.legend(loc="upper right", fontsize=8)
@@ -105,16 +123,30 @@ def gradient_sizes(
         (axes[0], is_positive, "tab:green", "positives (pulled in)", "|P_{ip} - X_{ip}|"),
         (axes[1], ~is_positive, "tab:red", "negatives (pushed away)", "P_{in}"),
     ]:
-        ax.plot(sims[chosen], weight[chosen], "--", color="0.55", lw=1.2,
-                label=rf"weight in $\partial\mathcal{{L}}/\partial\mathbf{{z}}_i$: ${term}/\tau$")
-        ax.plot(sims[chosen], formula[chosen], color="black", lw=1,
-                label="weight $\\times\\sqrt{1-s^2}$")
+        ax.plot(
+            sims[chosen],
+            weight[chosen],
+            "--",
+            color="0.55",
+            lw=1.2,
+            label=rf"weight in $\partial\mathcal{{L}}/\partial\mathbf{{z}}_i$: ${term}/\tau$",
+        )
+        ax.plot(
+            sims[chosen],
+            formula[chosen],
+            color="black",
+            lw=1,
+            label="weight $\\times\\sqrt{1-s^2}$",
+        )
         ax.scatter(sims[chosen], autodiff[chosen], s=16, color=colour, zorder=3, label="autodiff")
         ax.set_title(f"{what}, $\\tau$ = {temperature}")
         ax.set_xlabel("cosine similarity to the anchor  $s = \\mathbf{z}_i \\cdot \\mathbf{z}_j$")
         ax.legend(loc="lower center" if ax is axes[0] else "upper left", fontsize=9)
     axes[0].set_ylabel(r"gradient size  $\|\partial \mathcal{L}_{out,i}/\partial \mathbf{z}_j\|$")
-    fig.suptitle("One anchor's gradient: hard examples get large gradients, easy ones almost none")
+    fig.suptitle(
+        "One anchor's gradient: the pull peaks on positives near s = 0, not the hardest (s = -1);\n"
+        "the push grows on the negatives that resemble the anchor"
+    )
     fig.tight_layout()
     return fig
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supcon_utils import tf_noise
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 RUNS_DIR = PROJECT_ROOT / "runs"
@@ -45,7 +47,8 @@ def run_notebook(
 
     The kernel's working directory is the notebook's own folder, as in Jupyter or Colab. A failing
     cell does not raise: the error is recorded, and the partly executed notebook is kept at
-    ``output`` so the traceback can be read there.
+    ``output`` so the traceback can be read there. TensorFlow's native log lines are stripped from
+    the executed notebook (``supcon_utils.tf_noise``).
     """
     import papermill as pm
 
@@ -66,10 +69,19 @@ def run_notebook(
         )
     except pm.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
+    _strip_tf_log_lines(output)
     run = NotebookRun(notebook.stem, output, time.perf_counter() - start, error)
     if unknown:
         run.results["ignored_parameters"] = sorted(unknown)
     return run
+
+
+def _strip_tf_log_lines(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if tf_noise.strip_notebook(nb):
+        nbformat.write(nb, path)
 
 
 def run_all(
@@ -96,6 +108,25 @@ def run_all(
             break
     write_summary(done, run_dir)
     return done
+
+
+def execute_in_place(
+    selected: list[str] | None = None, parameters: dict[str, Any] | None = None
+) -> int:
+    """Re-execute the selected notebooks into themselves, so their outputs come from their code.
+
+    Returns 1 at the first failing notebook (left as executed, to read the traceback), else 0.
+    """
+    for nb in notebooks():
+        if selected and not any(nb.stem.startswith(s) for s in selected):
+            continue
+        print(f"== {nb.name} (in place)", flush=True)
+        run = run_notebook(nb, nb, parameters)
+        print(f"   {run.seconds:.0f} s", flush=True)
+        if run.error:
+            print(f"   FAILED: {run.error}", flush=True)
+            return 1
+    return 0
 
 
 def collect_results(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -154,8 +185,13 @@ def write_summary(runs: list[NotebookRun], run_dir: Path) -> str:
     table = summary_markdown(ordered, collect_results(run_dir))
     (run_dir / "results.md").write_text(table)
     summary = [
-        {"notebook": r.notebook, "output": str(r.output), "seconds": round(r.seconds, 1),
-         "error": r.error, **r.results}
+        {
+            "notebook": r.notebook,
+            "output": str(r.output),
+            "seconds": round(r.seconds, 1),
+            "error": r.error,
+            **r.results,
+        }
         for r in ordered
     ]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -200,10 +236,21 @@ def _parse_parameter(text: str) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="default", help="run folder under runs/")
-    parser.add_argument("-p", "--parameter", action="append", type=_parse_parameter, default=[],
-                        help="notebook parameter key=value (JSON value), e.g. -p preset=full")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        type=_parse_parameter,
+        default=[],
+        help="notebook parameter key=value (JSON value), e.g. -p preset=full",
+    )
     parser.add_argument("--only", nargs="*", help="notebook stems or prefixes to run, e.g. 02 03")
+    parser.add_argument("--in-place", action="store_true",
+                        help="re-execute the committed notebooks in place at their defaults "
+                        "(make sync), instead of into runs/<name>")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.in_place:
+        return execute_in_place(args.only, dict(args.parameter))
     runs = run_all(args.name, dict(args.parameter), args.only)
     print()
     print((RUNS_DIR / args.name / "results.md").read_text())

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,12 @@ from supcon_utils import data, losses, moco, models
 KINDS = ("supcon", "cross_entropy", "hybrid", "finetune", "moco")
 # Knobs of the joint and momentum recipes: they do not change a supcon or cross_entropy run.
 _JOINT_KNOBS = (
-    "ce_weight", "stop_gradient", "finetune_epochs", "finetune_lr", "queue_size", "momentum"
+    "ce_weight",
+    "stop_gradient",
+    "finetune_epochs",
+    "finetune_lr",
+    "queue_size",
+    "momentum",
 )
 
 
@@ -90,9 +94,19 @@ PRESETS: dict[str, Config] = {
     "full": Config(n_train=None, epochs=20),
     # Colab GPU: CIFAR-10, ResNet-18, the paper's large batch, SGD with warm-up and cosine decay.
     "gpu": Config(
-        dataset="cifar10", encoder="resnet18_cifar", recipe="color32", n_train=None,
-        batch_size=1024, epochs=200, probe_epochs=100, optimizer="sgd", learning_rate=0.5,
-        weight_decay=1e-4, warmup_epochs=10, temperature=0.1, jit_compile=True,
+        dataset="cifar10",
+        encoder="resnet18_cifar",
+        recipe="color32",
+        n_train=None,
+        batch_size=1024,
+        epochs=200,
+        probe_epochs=100,
+        optimizer="sgd",
+        learning_rate=0.5,
+        weight_decay=1e-4,
+        warmup_epochs=10,
+        temperature=0.1,
+        jit_compile=True,
     ),  # fmt: skip
 }
 
@@ -133,8 +147,9 @@ def run(
     """Train ``kind`` (one of :data:`KINDS`) into ``run_dir/kind``, or load it if done.
 
     Returns the results (metrics, config, wall time) and, under ``"models"``, the encoder and
-    classifier (and SupCon's projection head). A run started with another configuration is
-    discarded and started afresh; one interrupted with the same configuration resumes.
+    classifier (and SupCon's projection head). A run interrupted with the same configuration
+    resumes. A run of another configuration in ``run_dir/kind`` is never deleted nor reused: that
+    is a ``ValueError`` naming the settings that differ (use another ``run_dir``, or delete it).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -142,10 +157,13 @@ def run(
     wanted = dataclasses.asdict(cfg)
     config_file = out / "config.json"
     ignored = _JOINT_KNOBS if kind in ("supcon", "cross_entropy") else ()
-    if config_file.exists() and not _same_config(
-        json.loads(config_file.read_text()), wanted, ignored
-    ):
-        shutil.rmtree(out)
+    if config_file.exists():
+        differ = _config_differences(json.loads(config_file.read_text()), wanted, ignored)
+        if differ:
+            raise ValueError(
+                f"{out} holds a run of another configuration ({differ}); it is kept. Pass "
+                f"another run_dir to train this one beside it, or delete {out} to replace it."
+            )
     if (out / "results.json").exists():
         results = json.loads((out / "results.json").read_text())
         results["models"] = _load_models(out)
@@ -246,19 +264,22 @@ def history(out: str | Path) -> list[dict[str, float]]:
     return [{name: float(row[name]) for name in rows.dtype.names} for row in rows]
 
 
-def _same_config(
+def _config_differences(
     saved: dict[str, Any], wanted: dict[str, Any], ignored: tuple[str, ...] = ()
-) -> bool:
-    """Whether a saved run was trained as ``wanted`` asks, leaving out the ``ignored`` knobs.
+) -> str:
+    """The settings in which a saved run differs from ``wanted``, as text ("" if none).
 
-    A knob added to :class:`Config` after the run was saved counts as its default, the behaviour
-    the run had, so adding a knob does not throw finished runs away.
+    The ``ignored`` knobs are left out. A knob added to :class:`Config` after the run was saved
+    counts as its default, the behaviour the run had, so adding a knob does not orphan old runs.
     """
     defaults = dataclasses.asdict(Config())
-    compared = {k: v for k, v in wanted.items() if k not in ignored}
-    return {k: saved.get(k, defaults[k]) for k in compared} == compared and set(saved) <= set(
-        wanted
-    )
+    keys = [k for k in dict.fromkeys([*wanted, *saved]) if k not in ignored]
+    differ = [
+        f"{k}: {saved.get(k, defaults.get(k))!r} there, {wanted.get(k)!r} asked"
+        for k in keys
+        if saved.get(k, defaults.get(k)) != wanted.get(k)
+    ]
+    return "; ".join(differ)
 
 
 def _check_finite(rows: list[dict[str, float]]) -> None:

@@ -106,10 +106,18 @@ def test_project_2d_keeps_one_point_per_embedding(method):
         (lambda: evaluation.cosine_similarities(np.full((4, 3), np.nan), np.arange(4)), "NaN"),
         (lambda: evaluation.uniformity(np.zeros((4, 3))), "zero vector"),
         (lambda: evaluation.alignment(np.ones((4, 3)), np.ones((5, 3))), "differ in shape"),
-        (lambda: evaluation.knn_accuracy(np.ones((4, 3)), np.arange(3), np.ones((2, 3)),
-                                         np.arange(2)), "differ in length"),  # fmt: skip
-        (lambda: evaluation.knn_accuracy(np.ones((4, 3)), np.arange(4), np.ones((2, 3)),
-                                         np.arange(2), k=5), "k must be"),  # fmt: skip
+        (
+            lambda: evaluation.knn_accuracy(
+                np.ones((4, 3)), np.arange(3), np.ones((2, 3)), np.arange(2)
+            ),
+            "differ in length",
+        ),  # fmt: skip
+        (
+            lambda: evaluation.knn_accuracy(
+                np.ones((4, 3)), np.arange(4), np.ones((2, 3)), np.arange(2), k=5
+            ),
+            "k must be",
+        ),  # fmt: skip
         (lambda: evaluation.uniformity(np.ones(3)), "2-d"),
         (lambda: evaluation.project_2d(np.ones((4, 3)), "umap"), "unknown projection"),
         (lambda: evaluation.cosine_similarities(np.ones((3, 2)), np.zeros(3)), "two classes"),

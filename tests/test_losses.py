@@ -333,7 +333,6 @@ def test_half_precision_inputs_at_small_temperature(dtype, variant):
 # 6. tf.distribute ----------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize(
     ("with_labels", "variant", "contrast_mode", "shards"),
     [
@@ -411,10 +410,17 @@ _INF[3, 1, 0] = np.inf
         (dict(labels=np.zeros((4, 1), np.int64)), r"labels must have rank 1 .*\(4, 1\)"),
         (dict(labels=np.arange(5)), "length 5 but features have batch 4"),
         (dict(labels=np.zeros(4, np.float32)), "labels must be integers"),
-        (dict(temperature=0.0), "temperature must be > 0"),
-        (dict(temperature=-0.1), "temperature must be > 0"),
-        (dict(temperature=float("nan")), "temperature must be > 0"),
-        (dict(base_temperature=0.0), "base_temperature must be > 0"),
+        (dict(labels=np.array([0.0, 0.7, 1.0, 2.0])), "labels must be integers, got float64"),
+        (dict(temperature=0.0), "temperature must be a finite number > 0, got 0.0"),
+        (dict(temperature=-0.1), "temperature must be a finite number > 0"),
+        (dict(temperature=float("nan")), "temperature must be a finite number > 0, got nan"),
+        (dict(temperature=float("inf")), "temperature must be a finite number > 0, got inf"),
+        (dict(temperature="0.1"), "temperature must be a finite number > 0, got '0.1'"),
+        (dict(temperature=None), "temperature must be a finite number > 0, got None"),
+        (dict(temperature=True), "temperature must be a finite number > 0, got True"),
+        (dict(base_temperature=0.0), "base_temperature must be a finite number > 0"),
+        (dict(base_temperature=float("inf")), "base_temperature must be a finite number > 0"),
+        (dict(base_temperature="1"), "base_temperature must be a finite number > 0"),
         (dict(variant="both"), "unknown variant 'both'"),
         (dict(contrast_mode="any"), "unknown contrast_mode 'any'"),
     ],
@@ -430,6 +436,8 @@ def test_bad_input_raises_value_error(change, match):
     ("option", "match"),
     [
         (dict(temperature=0), "temperature"),
+        (dict(temperature=float("inf")), "temperature must be a finite number"),
+        (dict(temperature="warm"), "temperature must be a finite number"),
         (dict(variant="sum"), "unknown variant"),
         (dict(contrast_mode="none"), "unknown contrast_mode"),
     ],
@@ -465,8 +473,17 @@ def test_keras_loss_equals_function():
     options = dict(temperature=0.07, variant="in", contrast_mode="one", base_temperature=0.1)
     loss = SupConLoss(**options)
     expected = float(supcon_loss(features, labels, **options))
-    for y_true in (labels, labels.astype(np.float32), labels.reshape(-1, 1).astype(np.float32)):
+    for y_true in (labels, labels.astype(np.int32), labels.reshape(-1, 1)):
         assert float(loss(y_true, features)) == pytest.approx(expected, rel=1e-6)
+    for y_true in (labels.astype(np.float32), labels.reshape(-1, 1).astype(np.float32)):
+        assert float(loss(y_true, features)) == pytest.approx(expected, rel=1e-6)
+    fractional = labels.astype(np.float32) + np.where(np.arange(10) == 3, 0.7, 0.0)
+    with pytest.raises(ValueError, match="whole numbers"):
+        loss(fractional, features)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="whole numbers"):
+        tf.function(loss)(tf.constant(fractional), features)
+    with pytest.raises(ValueError, match="labels must be integers, got string"):
+        loss(np.array(["a"] * 10), features)
     assert float(loss(None, features)) == pytest.approx(
         float(supcon_loss(features, None, **options)), rel=1e-6
     )
@@ -478,11 +495,11 @@ def test_keras_model_fits_with_jit_compile():
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     x = rng.normal(size=(16, 2, 6)).astype(np.float32)
-    y = rng.integers(0, 4, (16, 1)).astype(np.float32)  # as Keras targets often arrive
+    y = rng.integers(0, 4, (16, 1))  # (batch, 1), as Keras targets often arrive
     model = keras.Sequential([keras.Input((2, 6)), keras.layers.Dense(3)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=SupConLoss(), jit_compile=True)
     before = model.get_weights()[0].copy()
-    expected = float(supcon_loss(model(x), y[:, 0].astype(np.int64)))
+    expected = float(supcon_loss(model(x), y[:, 0]))
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     # The logged loss is the one of the weights before the step.
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
@@ -505,8 +522,10 @@ def test_keras_fit_under_mirrored_strategy_matches_single_device(two_replicas, w
         if weights is not None:
             model.set_weights(weights)
         loss = SupConLoss(temperature=0.5)
-        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss if with_labels else
-                      (lambda _, features: loss(None, features)))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.5),
+            loss=loss if with_labels else (lambda _, features: loss(None, features)),
+        )
         return model
 
     single = build()
@@ -514,9 +533,53 @@ def test_keras_fit_under_mirrored_strategy_matches_single_device(two_replicas, w
     with two_replicas.scope():
         mirrored = build(weights)
     assert mirrored.evaluate(x, y, batch_size=16, verbose=0) == pytest.approx(
-        single.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5)
+        single.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5
+    )
     single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
-    np.testing.assert_allclose(mirrored.get_weights()[0], single.get_weights()[0], rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        mirrored.get_weights()[0], single.get_weights()[0], rtol=1e-4, atol=1e-6
+    )
     assert not np.allclose(single.get_weights()[0], weights[0]), "the step must move the weights"
+
+
+def test_keras_loss_refuses_sample_and_class_weights():
+    """A per-image weight has no meaning for a mean over anchors: refused, not half-applied."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(8, 2, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 8)
+    with pytest.raises(ValueError, match="no sample_weight or class_weight"):
+        SupConLoss()(y, x, sample_weight=np.ones(8))
+    model = keras.Sequential([keras.Input((2, 4)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=SupConLoss())
+    with pytest.raises(ValueError, match="no sample_weight or class_weight"):
+        model.fit(x, y, sample_weight=np.ones(8), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="no sample_weight or class_weight"):
+        model.fit(x, y, class_weight={0: 1.0, 1: 2.0}, epochs=1, verbose=0)
+
+
+def test_keras_loss_keeps_large_integer_labels_exact():
+    """Keras casts targets to float32 (2**24 + 1 becomes 2**24); SupConLoss keeps them as given."""
+    rng = np.random.default_rng(9)
+    x = tf.constant(rng.normal(size=(4, 2, 4)), tf.float32)
+    big = np.array([2**24, 2**24 + 1, 2**24, 2**24 + 1], np.int64)
+    assert float(SupConLoss()(big, x)) == pytest.approx(float(supcon_loss(x, [0, 1, 0, 1])))
+
+
+def test_labels_beyond_int32_stay_distinct_under_mirrored_strategy(two_replicas):
+    """Gathered across replicas, 0 and 2**32 are two classes, as on one device."""
+    rng = np.random.default_rng(10)
+    features = rng.normal(size=(8, 2, 5)).astype(np.float32)
+    small = np.array([0, 1, 0, 1, 2, 1, 2, 0])
+    big = np.where(small == 1, 2**32, np.where(small == 2, -(2**40) - 1, 0))
+    expected = float(supcon_loss(features, small))
+    for labels in (big, big.astype(np.int64)):
+        halves = two_replicas.experimental_distribute_values_from_function(
+            lambda ctx, y=labels: (
+                tf.constant(features[4 * ctx.replica_id_in_sync_group :][:4]),
+                tf.constant(y[4 * ctx.replica_id_in_sync_group :][:4]),
+            )
+        )
+        per_replica = two_replicas.run(lambda xy: supcon_loss(*xy), args=(halves,))
+        losses = [float(v) for v in two_replicas.experimental_local_results(per_replica)]
+        assert np.mean(losses) == pytest.approx(expected, rel=1e-6)

@@ -265,6 +265,7 @@ def test_fit_on_the_data_pipeline_with_and_without_labels():
         assert np.isfinite(model.evaluate(ds, verbose=0))
 
 
+@pytest.mark.slow  # 10 training steps
 def test_fit_lowers_the_loss(batch):
     views, labels = batch
     keras.utils.set_random_seed(0)
@@ -301,7 +302,7 @@ def test_weights_and_queue_survive_save_and_load(batch, tmp_path):
         (dict(momentum=1.0), r"momentum must be in \[0, 1\), got 1.0"),
         (dict(momentum=-0.1), "momentum must be in"),
         (dict(momentum=float("nan")), "momentum must be in"),
-        (dict(temperature=0.0), "temperature must be > 0"),
+        (dict(temperature=0.0), "temperature must be a finite number > 0"),
         (dict(variant="both"), "unknown variant"),
     ],
 )

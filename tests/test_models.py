@@ -85,6 +85,7 @@ def _fit_and_check(model, views, labels, steps=12):
     assert model.evaluate(views, labels, verbose=0) < history[0] - 0.5
 
 
+@pytest.mark.slow  # 12 training steps
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_supcon_model_train_steps_lower_the_loss(views_batch, jit_compile):
     _, views, labels = views_batch
@@ -96,6 +97,7 @@ def test_supcon_model_train_steps_lower_the_loss(views_batch, jit_compile):
     _fit_and_check(model, views, labels)
 
 
+@pytest.mark.slow  # 12 training steps
 def test_supcon_model_trains_under_mirrored_strategy(views_batch, two_replicas):
     cpus = tf.config.list_logical_devices("CPU")
     assert len(cpus) == 2, (

@@ -1,10 +1,12 @@
 """Papermill smoke runs: every notebook runs top to bottom with tiny parameters.
 
-nbval (``pytest --nbval-lax notebooks/``) re-runs the committed notebooks at their defaults and
-compares the checked cells; these runs check that the parameters cell really drives each notebook.
+nbval (``pytest --nbval notebooks/``) re-runs the committed notebooks at their defaults and
+compares every output not marked NBVAL_IGNORE_OUTPUT; these runs check that the parameters cell
+really drives each notebook.
 """
 
 import json
+import re
 
 import nbformat
 import papermill
@@ -24,23 +26,26 @@ def test_every_notebook_has_tiny_parameters():
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_every_parameter_is_listed_by_papermill_with_its_comment(name):
-    """``papermill --help-notebook`` must list each knob of the parameters cell, with its help."""
+def test_every_parameter_is_listed_by_papermill_with_its_type_and_comment(name):
+    """``papermill --help-notebook`` lists each knob of the parameters cell, typed, with help."""
     notebook = runner.NOTEBOOK_DIR / f"{name}.ipynb"
     cells = nbformat.read(notebook, as_version=4).cells
     source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
-    assigned = [line.split("=")[0].strip() for line in source.splitlines() if "=" in line]
+    assigned = re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, flags=re.MULTILINE)
     listed = papermill.inspect_notebook(str(notebook))
-    assert sorted(listed) == sorted(assigned)
-    assert all(listed[name]["help"] for name in assigned)
+    assert assigned and sorted(listed) == sorted(assigned)
+    for knob in assigned:
+        assert listed[knob]["help"], f"{knob} has no comment"
+        assert listed[knob]["inferred_type_name"] != "None", f"{knob} has no type annotation"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_notebook_runs_with_tiny_parameters(tmp_path, name):
     notebook = runner.NOTEBOOK_DIR / f"{name}.ipynb"
-    run = runner.run_notebook(notebook, tmp_path / f"{name}.ipynb",
-                              {"run_dir": str(tmp_path), **TINY[name]})
+    run = runner.run_notebook(
+        notebook, tmp_path / f"{name}.ipynb", {"run_dir": str(tmp_path), **TINY[name]}
+    )
     assert run.error is None, f"{name} failed: {run.error} (see {run.output})"
     assert "ignored_parameters" not in run.results
     results = sorted(tmp_path.rglob("results.json"))

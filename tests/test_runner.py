@@ -14,26 +14,34 @@ def _write_notebook(path: Path, body: str) -> Path:
     params = nbformat.v4.new_code_cell('run_dir = "unset"\nvalue = 1')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
 
 @pytest.mark.slow
 def test_run_notebook_passes_declared_parameters_and_collects_results(tmp_path):
-    nb = _write_notebook(tmp_path / "01_demo.ipynb", (
-        "import json, pathlib\n"
-        "out = pathlib.Path(run_dir) / 'demo'; out.mkdir(parents=True, exist_ok=True)\n"
-        "(out / 'results.json').write_text(json.dumps({'metrics': {'double': value * 2}}))\n"
-    ))
+    nb = _write_notebook(
+        tmp_path / "01_demo.ipynb",
+        (
+            "import json, pathlib\n"
+            "out = pathlib.Path(run_dir) / 'demo'; out.mkdir(parents=True, exist_ok=True)\n"
+            "(out / 'results.json').write_text(json.dumps({'metrics': {'double': value * 2}}))\n"
+        ),
+    )
     run_dir = tmp_path / "runs" / "x"
-    run = runner.run_notebook(nb, run_dir / nb.name, {"run_dir": str(run_dir), "value": 21,
-                                                      "undeclared": 3})
+    run = runner.run_notebook(
+        nb, run_dir / nb.name, {"run_dir": str(run_dir), "value": 21, "undeclared": 3}
+    )
     assert run.error is None
     assert run.results["ignored_parameters"] == ["undeclared"]
     assert json.loads((run_dir / "demo" / "results.json").read_text()) == {
-        "metrics": {"double": 42}}
+        "metrics": {"double": 42}
+    }
     table = runner.write_summary([run], run_dir)
     assert "| 01_demo | ok |" in table
     assert "| double | 42 |" in table
@@ -52,7 +60,7 @@ def test_failing_notebook_is_reported_not_raised(tmp_path):
 def test_parameters_parse_as_json_or_plain_strings():
     assert runner._parse_parameter("epochs=3") == ("epochs", 3)
     assert runner._parse_parameter("preset=full") == ("preset", "full")
-    assert runner._parse_parameter('temps=[0.1, 0.5]') == ("temps", [0.1, 0.5])
+    assert runner._parse_parameter("temps=[0.1, 0.5]") == ("temps", [0.1, 0.5])
     with pytest.raises(Exception, match="key=value"):
         runner._parse_parameter("epochs")
 
@@ -72,10 +80,14 @@ def test_summary_keeps_notebooks_run_earlier_and_adds_the_total(tmp_path):
 
 
 def test_a_comparison_of_models_becomes_one_table_with_a_column_per_model():
-    results = {"evaluation": {"metrics": {
-        "cross-entropy": {"knn_accuracy": 0.9, "confusion_matrix": [[1]]},
-        "SupCon": {"knn_accuracy": 0.95, "silhouette_cosine": 0.5},
-    }}}
+    results = {
+        "evaluation": {
+            "metrics": {
+                "cross-entropy": {"knn_accuracy": 0.9, "confusion_matrix": [[1]]},
+                "SupCon": {"knn_accuracy": 0.95, "silhouette_cosine": 0.5},
+            }
+        }
+    }
     table = runner.summary_markdown([], results)
     assert "| metric | cross-entropy | SupCon |" in table
     assert "| knn_accuracy | 0.9000 | 0.9500 |" in table

@@ -5,13 +5,21 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from supcon_utils import models, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
-TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2,
-            finetune_epochs=3, jit_compile=False)
+TINY = dict(
+    dataset="digits",
+    n_train=256,
+    batch_size=64,
+    epochs=3,
+    probe_epochs=2,
+    finetune_epochs=3,
+    jit_compile=False,
+)
 
 
 class _Crash(keras.callbacks.Callback):
@@ -55,11 +63,13 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_finished_run_is_loaded_and_a_changed_config_retrains(tmp_path):
+def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path):
     cfg = training.config("quick", **TINY)
     first = training.run("cross_entropy", cfg, tmp_path, verbose=0)
-    saved = json.loads((tmp_path / "cross_entropy" / "results.json").read_text())
+    out = tmp_path / "cross_entropy"
+    saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == first["metrics"]
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
     epochs = _Epochs()
     again = training.run("cross_entropy", cfg, tmp_path, callbacks=[epochs], verbose=0)
@@ -67,10 +77,19 @@ def test_finished_run_is_loaded_and_a_changed_config_retrains(tmp_path):
     assert again["metrics"] == first["metrics"]
     assert set(again["models"]) == {"encoder", "classifier"}
 
-    changed = training.run("cross_entropy", training.config("quick", **{**TINY, "epochs": 1}),
-                           tmp_path, callbacks=[epochs], verbose=0)
+    # Another configuration in the same run_dir: refused, and the first run is left as it was.
+    other = training.config("quick", **{**TINY, "epochs": 1, "temperature": 0.2})
+    with pytest.raises(ValueError, match=r"another configuration \(epochs: 3 there, 1 asked; "
+                       r"temperature: 0.1 there, 0.2 asked\); it is kept"):  # fmt: skip
+        training.run("cross_entropy", other, tmp_path, callbacks=[epochs], verbose=0)
+    assert epochs.started == []
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
+
+    changed = training.run("cross_entropy", other, tmp_path / "tau0.2", callbacks=[epochs],
+                           verbose=0)  # fmt: skip
     assert epochs.started == [0]
     assert changed["config"]["epochs"] == 1
+    assert json.loads((out / "results.json").read_text()) == saved
 
 
 def test_config_overrides_and_errors():
@@ -88,8 +107,12 @@ def test_collapsed_embeddings_are_refused():
     encoder = models.resnet_small((8, 8, 1))
     head = models.projection_head(128)
     training._check_not_collapsed(encoder, head, images)  # a random network has not collapsed
-    constant = keras.Sequential([keras.Input((128,)), keras.layers.Dense(
-        128, kernel_initializer="zeros", bias_initializer="ones")])
+    constant = keras.Sequential(
+        [
+            keras.Input((128,)),
+            keras.layers.Dense(128, kernel_initializer="zeros", bias_initializer="ones"),
+        ]
+    )
     with pytest.raises(RuntimeError, match="collapsed"):
         training._check_not_collapsed(encoder, constant, images)
 
@@ -105,10 +128,17 @@ def test_diverging_run_fails_loudly(tmp_path):
 def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
     wanted = dataclasses.asdict(training.Config())
     saved = {k: v for k, v in wanted.items() if k != "variant"}  # saved before `variant` existed
-    assert training._same_config(saved, wanted)
-    assert not training._same_config(saved, wanted | {"variant": "in"})
-    assert not training._same_config(saved | {"epochs": 99}, wanted)
-    assert not training._same_config(saved | {"removed_knob": 1}, wanted)
+    assert training._config_differences(saved, wanted) == ""
+    assert training._config_differences(saved, wanted | {"variant": "in"}) == (
+        "variant: 'out' there, 'in' asked"
+    )
+    assert "epochs: 99 there, 6 asked" in training._config_differences(
+        saved | {"epochs": 99}, wanted
+    )
+    assert "removed_knob: 1 there" in training._config_differences(
+        saved | {"removed_knob": 1}, wanted
+    )
+    assert training._config_differences(saved | {"ce_weight": 2.0}, wanted, ("ce_weight",)) == ""
 
 
 @pytest.mark.slow
@@ -133,12 +163,15 @@ def test_finetune_starts_from_the_supcon_run_and_keeps_it(tmp_path):
     supcon = json.loads((tmp_path / "supcon" / "results.json").read_text())
     assert tuned["metrics"]["pretrained_test_accuracy"] == supcon["metrics"]["test_accuracy"]
     assert tuned["epochs_completed"] == 1
-    # Another fine-tuning learning rate re-tunes, but does not retrain SupCon.
-    epochs = _Epochs()
+    # Another fine-tuning learning rate in the same run_dir is refused; both runs are kept.
     retuned = training.config("quick", **{**TINY, "finetune_epochs": 1, "finetune_lr": 1e-3})
-    training.run("finetune", retuned, tmp_path, callbacks=[epochs], verbose=0)
-    assert epochs.started == [0]
+    with pytest.raises(ValueError, match="finetune_lr: 0.0001 there, 0.001 asked"):
+        training.run("finetune", retuned, tmp_path, verbose=0)
     assert json.loads((tmp_path / "supcon" / "results.json").read_text()) == supcon
+    assert (
+        json.loads((tmp_path / "finetune" / "results.json").read_text())["metrics"]
+        == (tuned["metrics"])
+    )
 
 
 @pytest.mark.slow
@@ -149,3 +182,18 @@ def test_class_balanced_batches_train_and_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a multiple of classes_per_batch"):
         training.run("supcon", training.config("quick", **TINY, classes_per_batch=5),
                      tmp_path / "bad", verbose=0)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cross_entropy", "supcon"])
+def test_a_seeded_run_repeats_bit_for_bit_augmentation_included(tmp_path, kind):
+    cfg = training.config("quick", **TINY)
+    assert cfg.recipe is not None  # the views are augmented, so their draws must repeat too
+    first = training.run(kind, cfg, tmp_path / "a", verbose=0)
+    second = training.run(kind, cfg, tmp_path / "b", verbose=0)
+    histories = [pd.DataFrame(training.history(tmp_path / run / kind)) for run in ("a", "b")]
+    pd.testing.assert_frame_equal(*histories)  # NaN equals NaN here (no validation loss)
+    assert first["metrics"] == second["metrics"]
+    for name, model in first["models"].items():
+        for a, b in zip(model.get_weights(), second["models"][name].get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
