@@ -18,6 +18,14 @@ TINY = {
     "01_augmentation": {"timing_images": 512, "n_show": 3},
     "02_supcon_loss": {},
     "03_training": {"n_train": 512, "batch_size": 128, "epochs": 1, "probe_epochs": 1},
+    "04_evaluation": {
+        "n_train": 512,
+        "batch_size": 128,
+        "epochs": 1,
+        "probe_epochs": 1,
+        "n_geometry": 300,
+        "n_plot": 300,
+    },
 }
 
 
