@@ -29,7 +29,7 @@ check: env
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(PY) scripts/check_notebooks.py
 
-# Training and loss speed on this machine (a few minutes): a table, and benchmarks/results.json.
+# Training and loss speed on this machine (a few minutes): a table, and runs/bench/bench.json.
 bench: env data
 	$(PY) benchmarks/bench.py
 

@@ -23,6 +23,10 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
   while training, as ``fit`` does) against steps fed one batch of views made once beforehand and
   repeated as constant tensors. Below 1 means augmentation holds training back: on 2 cores the
   ``tf.data`` threads compete with the training step for the same cores.
+- **loss share of a SupCon step** (target <= 5%): ``losses.supcon_loss`` forward and backward
+  alone (a ``tf.function`` taking the gradient with respect to the features, on random
+  features of the step's shape: batch x 2 views x 128 dims) over the SupCon step time on
+  pre-made tensors, both medians in the same process.
 - **training FLOP/s / matmul FLOP/s** (target >= 0.5), for each recipe: the FLOPs of a training
   step counted from the model's layers (``models.count_macs``: forward multiply-accumulates of the
   Conv2D and Dense layers per image; forward + backward = 3 x forward = 6 x MACs per view) divided
@@ -35,17 +39,20 @@ Each configuration runs in its own subprocess of this script (``--worker steps``
 (``jit_compile=True``) only the model step is compiled: the views come from ``tf.data`` outside it
 (the crop augmentation has no XLA kernels).
 
-The loss alone (``--worker loss``, oneDNN on, no XLA): ``losses.supcon_loss`` on features of shape
-``(2048, 2, 128)`` (4096 views of 128 dims, ``--loss-batch``; labels from 10 classes) against a
-naive TensorFlow version in this file that builds each anchor's row of the positive mask in a
-``tf.map_fn`` over the anchors, inside a ``tf.function`` (eagerly it would take minutes), traced
-beforehand on a tiny batch and timed on one call. The library is timed in a ``tf.function`` too
-(the like-for-like figure) and eagerly, median of repeats. Both must give the same value (the
-script exits with status 1 otherwise); no speed target.
+The loss alone at scale (``--worker loss``, oneDNN on, no XLA): ``losses.supcon_loss`` on
+features of shape ``(2048, 2, 128)`` (4096 views of 128 dims, ``--loss-batch``; labels from 10
+classes), forward and backward in a ``tf.function`` (median of repeats), and the peak memory that
+adds: the process's peak resident set (``ru_maxrss``) after those calls minus its resident set
+before the first one. Its forward value is checked against a naive TensorFlow version in this
+file that builds each anchor's row of the positive mask in a ``tf.map_fn`` over the anchors,
+inside a ``tf.function`` (eagerly it would take minutes), traced beforehand on a tiny batch and
+timed on one call; the library's forward pass is timed in a ``tf.function`` (the like-for-like
+figure) and eagerly. Both must give the same value (the script exits with status 1 otherwise);
+no speed target.
 
 The table printed at the end gives each figure, its target and whether it holds; all figures, the
 raw step times and the machine (CPU model, cores, TensorFlow and Keras versions, load average) go
-to ``benchmarks/results.json`` (``--output``). Another process using the CPU lowers every
+to ``runs/bench/bench.json`` (``--output``). Another process using the CPU lowers every
 throughput and can move the ratios: compare the load average before and after with the core count.
 """
 
@@ -70,7 +77,8 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
+DEFAULT_OUTPUT = ROOT / "runs" / "bench" / "bench.json"
+PROJECTION_DIM = 128  # output of models.projection_head, what the loss contrasts
 KINDS = ("cross_entropy", "supcon")
 DEFAULT_CONFIGS = ("1,0", "1,1", "0,0")  # oneDNN,XLA: the CPU default, XLA on, oneDNN off
 
@@ -100,6 +108,7 @@ FIGURES = (
     Figure(
         "supcon_pipeline_over_premade", "SupCon: pipeline / pre-made throughput", ".3f", ">=", 0.95
     ),
+    Figure("supcon_loss_share", "SupCon: loss fwd+bwd / whole step", ".3f", "<=", 0.05),
     Figure("matmul_gflops", "matmul GFLOP/s (the reference peak)", ",.1f"),
     Figure("ce_train_gflops", "CE training GFLOP/s", ",.1f"),
     Figure("supcon_train_gflops", "SupCon training GFLOP/s", ",.1f"),
@@ -177,6 +186,10 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             "pipeline_times_s": time_steps(model, pipeline, args, f"{label} {kind} pipeline"),
         }
         del model, pipeline, premade
+    # The loss alone, forward and backward, at the step's shape (batch x views x projection).
+    result["supcon"]["loss_grad_times_s"] = time_loss_grad(
+        cfg.batch_size, cfg.n_views, PROJECTION_DIM, cfg.temperature, args.steps
+    )
     return result
 
 
@@ -248,23 +261,70 @@ def time_matmul(size: int, repeats: int) -> list[float]:
     return times
 
 
+def loss_inputs(n_images: int, n_views: int, dim: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random float32 features ``(n_images, n_views, dim)`` and labels from 10 classes."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(size=(n_images, n_views, dim)), tf.float32)
+    return features, tf.constant(rng.integers(0, 10, size=n_images), tf.int64)
+
+
+def loss_grad_function(temperature: float) -> Callable[[tf.Tensor, tf.Tensor], Any]:
+    """``supcon_loss`` and its gradient with respect to the features, in a ``tf.function``."""
+    import tensorflow as tf
+
+    from supcon_utils import losses
+
+    @tf.function
+    def loss_and_grad(features: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            loss = losses.supcon_loss(features, labels, temperature=temperature)
+        return loss, tape.gradient(loss, features)
+
+    return loss_and_grad
+
+
+def time_loss_grad(
+    n_images: int, n_views: int, dim: int, temperature: float, repeats: int
+) -> list[float]:
+    """Seconds of each of `repeats` forward+backward calls of the loss (after one untimed call)."""
+    features, labels = loss_inputs(n_images, n_views, dim)
+    loss_and_grad = loss_grad_function(temperature)
+    # A tf.function's outputs are ready together: reading the loss waits for the gradient too.
+    return _repeat(lambda: loss_and_grad(features, labels)[0], repeats)
+
+
+def _rss_bytes() -> int:
+    """This process's resident set now (Linux ``/proc/self/statm``)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def worker_loss(args: argparse.Namespace) -> dict[str, Any]:
     """Time `losses.supcon_loss` against the naive version on `loss_batch` views."""
+    import resource
+
     import numpy as np
     import tensorflow as tf
 
     from supcon_utils import losses
 
-    n_images, n_views, dim, temperature = args.loss_batch // 2, 2, 128, 0.1
-    rng = np.random.default_rng(0)
-    features = tf.constant(rng.normal(size=(n_images, n_views, dim)), tf.float32)
-    labels = tf.constant(rng.integers(0, 10, size=n_images), tf.int64)
+    n_images, n_views, dim, temperature = args.loss_batch // 2, 2, PROJECTION_DIM, 0.1
+    features, labels = loss_inputs(n_images, n_views, dim)
 
     def library() -> tf.Tensor:
         return losses.supcon_loss(features, labels, temperature=temperature)
 
-    graph = tf.function(lambda f, y: losses.supcon_loss(f, y, temperature=temperature))
     print(f"loss at batch {n_views * n_images}: library ...", file=sys.stderr, flush=True)
+    loss_and_grad = loss_grad_function(temperature)
+    rss_before = _rss_bytes()
+    grad_times = _repeat(lambda: loss_and_grad(features, labels)[0], args.loss_repeats)
+    # ru_maxrss is in KiB on Linux: the process's peak so far, i.e. during the calls above.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    graph = tf.function(lambda f, y: losses.supcon_loss(f, y, temperature=temperature))
     eager_times = _repeat(library, args.loss_repeats)
     graph_times = _repeat(lambda: graph(features, labels), args.loss_repeats)
     naive = tf.function(
@@ -283,6 +343,9 @@ def worker_loss(args: argparse.Namespace) -> dict[str, Any]:
         "n_classes": 10,
         "temperature": temperature,
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "library_grad_times_s": grad_times,
+        "rss_before_bytes": rss_before,
+        "peak_rss_bytes": peak,
         "library_eager_times_s": eager_times,
         "library_graph_times_s": graph_times,
         "naive_time_s": naive_time,
@@ -361,6 +424,9 @@ def step_figures(raw: dict[str, Any]) -> dict[str, float]:
         premade = statistics.median(r["premade_times_s"][warmup:])
         pipeline = statistics.median(r["pipeline_times_s"][warmup:])
         train_flops = 6 * r["macs_per_image_view"] * r["n_views"] * batch / premade
+        if "loss_grad_times_s" in r:
+            out["supcon_loss_grad_ms"] = 1e3 * statistics.median(r["loss_grad_times_s"])
+            out["supcon_loss_share"] = out["supcon_loss_grad_ms"] / 1e3 / premade
         out |= {
             f"{short}_step_s": premade,
             f"{short}_pipeline_step_s": pipeline,
@@ -378,6 +444,8 @@ def loss_figures(raw: dict[str, Any]) -> dict[str, Any]:
     """Median times of the library loss, the naive one's single time, and their ratio (graphs)."""
     graph = statistics.median(raw["library_graph_times_s"])
     return {
+        "library_grad_ms": 1e3 * statistics.median(raw["library_grad_times_s"]),
+        "peak_extra_mib": (raw["peak_rss_bytes"] - raw["rss_before_bytes"]) / 2**20,
         "library_eager_ms": 1e3 * statistics.median(raw["library_eager_times_s"]),
         "library_graph_ms": 1e3 * graph,
         "naive_ms": 1e3 * raw["naive_time_s"],
@@ -441,6 +509,11 @@ def print_table(configs: list[dict[str, Any]], loss: dict[str, Any] | None) -> N
         print(
             f"\nSupCon loss at batch {loss['raw']['batch_views']} "
             f"({loss['raw']['batch_views'] // 2} x 2 views x {loss['raw']['dim']}, 10 classes):"
+        )
+        print(
+            f"  library supcon_loss, forward + backward, tf.function {f['library_grad_ms']:.1f} ms"
+            f" (median), peak memory +{f['peak_extra_mib']:,.0f} MiB (resident, over the process's"
+            " before the first call)"
         )
         print(f"  library supcon_loss, tf.function {f['library_graph_ms']:10.1f} ms (median)")
         print(f"  library supcon_loss, eager       {f['library_eager_ms']:10.1f} ms (median)")

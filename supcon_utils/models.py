@@ -253,10 +253,13 @@ def _basic_block(x: keras.KerasTensor, width: int, stride: int) -> keras.KerasTe
 def _conv_bn(
     x: keras.KerasTensor, filters: int, kernel: int, stride: int, *, relu: bool
 ) -> keras.KerasTensor:
-    # No conv bias: batch norm's offset replaces it. He init suits the ReLUs.
+    # No conv bias: batch norm's offset replaces it. He init suits the ReLUs. Built under a
+    # strategy of several replicas, batch norm takes its statistics over the global batch, as on
+    # one device (and as SupCon's loss contrasts the global batch); on one device it is unchanged.
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal")(x)  # fmt: skip
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=replicas > 1)(x)
     return layers.ReLU()(x) if relu else x
 
 

@@ -30,6 +30,7 @@ with the same configuration; a finished run is loaded instead of retrained.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -143,6 +144,7 @@ def run(
     *,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 2,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Train ``kind`` (one of :data:`KINDS`) into ``run_dir/kind``, or load it if done.
 
@@ -150,6 +152,13 @@ def run(
     classifier (and SupCon's projection head). A run interrupted with the same configuration
     resumes. A run of another configuration in ``run_dir/kind`` is never deleted nor reused: that
     is a ``ValueError`` naming the settings that differ (use another ``run_dir``, or delete it).
+
+    ``strategy`` (a ``tf.distribute`` strategy; default: the current one, one device) builds and
+    trains the models in its scope. ``cfg.batch_size`` is then the global batch, split across the
+    replicas: SupCon contrasts each view against the whole global batch (the loss gathers the
+    replicas' features) and batch norm uses the global batch's statistics, so the training step
+    is the one-device step (``tests/test_training.py`` checks it on two CPU replicas). The
+    learning rate is not rescaled: scale ``cfg.learning_rate`` with the global batch if you grow it.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -169,13 +178,16 @@ def run(
         results["models"] = _load_models(out)
         return results
 
-    pretrained = run("supcon", cfg, run_dir, verbose=verbose) if kind == "finetune" else None
+    pretrained = None
+    if kind == "finetune":
+        pretrained = run("supcon", cfg, run_dir, verbose=verbose, strategy=strategy)
     out.mkdir(parents=True, exist_ok=True)
     config_file.write_text(json.dumps(wanted, indent=2) + "\n")
     if not (out / "backup").exists():  # no epoch to resume from: training starts at epoch 0
         (out / "history.csv").unlink(missing_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     train, test = load_data(cfg)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
@@ -183,26 +195,28 @@ def run(
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
-    if kind in ("supcon", "moco"):
-        trained = _train_supcon(cfg, train, fit_callbacks, verbose, momentum_queue=kind == "moco")
-        _check_finite(history(out))
-        _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
-        probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
-        trained["classifier"] = probe
-    elif kind == "cross_entropy":
-        trained = _train_cross_entropy(cfg, train, fit_callbacks, verbose)
-        _check_finite(history(out))
-        metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
-    elif kind == "hybrid":
-        trained = _train_hybrid(cfg, train, fit_callbacks, verbose)
-        _check_finite(history(out))
-        _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
-        metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
-    else:
-        trained = _finetune(cfg, Path(run_dir) / "supcon", train, fit_callbacks, verbose)
-        _check_finite(history(out))
-        metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
-        metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
+    with scope:
+        if kind in ("supcon", "moco"):
+            moco_kind = kind == "moco"
+            trained = _train_supcon(cfg, train, fit_callbacks, verbose, momentum_queue=moco_kind)
+            _check_finite(history(out))
+            _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
+            probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
+            trained["classifier"] = probe
+        elif kind == "cross_entropy":
+            trained = _train_cross_entropy(cfg, train, fit_callbacks, verbose)
+            _check_finite(history(out))
+            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+        elif kind == "hybrid":
+            trained = _train_hybrid(cfg, train, fit_callbacks, verbose)
+            _check_finite(history(out))
+            _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
+            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+        else:
+            trained = _finetune(cfg, Path(run_dir) / "supcon", train, fit_callbacks, verbose)
+            _check_finite(history(out))
+            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+            metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
     for name, model in trained.items():
         model.save(out / f"{name}.keras")
     results = {
