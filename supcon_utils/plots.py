@@ -69,11 +69,13 @@ def positive_masks(masks: Mapping[str, np.ndarray], labels: np.ndarray, n_views:
 def training_curves(
     histories: Mapping[str, Sequence[Mapping[str, float]]],
     reference_lines: Mapping[str, float] | None = None,
+    test_labels: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Loss (and accuracy where logged) per epoch of each run, one panel per run.
+    """Loss, and accuracy where logged (training and test), per epoch of each run, a panel each.
 
     ``histories`` maps a run's name to its per-epoch rows (``training.history``);
-    ``reference_lines`` maps a run's name to a loss level to mark (e.g. SupCon's collapse value).
+    ``reference_lines`` maps a run's name to a loss level to mark (e.g. SupCon's collapse value);
+    ``test_labels`` names a run's ``test_accuracy`` line (default "test accuracy").
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
     for ax, (name, rows) in zip(axes[0], histories.items(), strict=True):
@@ -89,20 +91,88 @@ def training_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(name)
-        if rows and "accuracy" in rows[0]:
+        accuracies = {
+            "accuracy": ("training accuracy", "s--", "tab:green"),
+            "test_accuracy": ((test_labels or {}).get(name, "test accuracy"), "^-", "tab:red"),
+        }
+        logged = [key for key in accuracies if rows and key in rows[0]]
+        if logged:
             twin = ax.twinx()
-            twin.plot(
-                epochs,
-                [r["accuracy"] for r in rows],
-                "s--",
-                color="tab:green",
-                label="training accuracy",
-            )
+            for key in logged:
+                label, style, color = accuracies[key]
+                twin.plot(epochs, [r[key] for r in rows], style, color=color, label=label)
             twin.set_ylabel("accuracy")
             twin.legend(loc="center right", fontsize=8)
         ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def budget_curves(table: pd.DataFrame) -> plt.Figure:
+    """Test accuracy against epochs and against training seconds, one line per recipe.
+
+    ``table`` has one row per recipe (``kind``), ``seed`` and ``epoch``, with ``elapsed_s`` and
+    ``test_accuracy`` (``training.budget_study``). Lines are means over seeds, bands +- one
+    standard deviation (with several seeds); on the time axis each epoch sits at its mean time.
+    Where the mean curves cross on the time axis (:func:`crossings`), a dotted line marks it.
+    """
+    stats = _budget_means(table)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for kind, curve in stats.groupby("kind", sort=False):
+        n_seeds = int(curve["n_seeds"].iloc[0])
+        label = f"{kind} ({n_seeds} seed{'s' * (n_seeds > 1)})"
+        for ax, x in zip(axes, ("epoch", "elapsed_s"), strict=True):
+            xs = curve[x] + (1 if x == "epoch" else 0)
+            line = ax.plot(xs, curve["mean"], "o-", ms=3, label=label)[0]
+            if n_seeds > 1:
+                ax.fill_between(xs, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
+                                color=line.get_color(), alpha=0.2)  # fmt: skip
+    for seconds in crossings(table):
+        axes[1].axvline(seconds, color="grey", ls=":", label=f"curves cross at {seconds:.0f} s")
+    axes[0].set_xlabel("epoch")
+    axes[1].set_xlabel("training time (s)")
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def crossings(table: pd.DataFrame) -> list[float]:
+    """Training seconds at which two recipes' mean test accuracies change order.
+
+    With exactly two recipes in ``table`` (as for :func:`budget_curves`), both mean curves are
+    interpolated linearly on the time span they share; each sign change of their difference is a
+    crossing. Other numbers of recipes: no crossings.
+    """
+    stats = _budget_means(table)
+    curves = [c for _, c in stats.groupby("kind", sort=False)]
+    if len(curves) != 2:
+        return []
+    start = max(c["elapsed_s"].min() for c in curves)
+    stop = min(c["elapsed_s"].max() for c in curves)
+    if stop <= start:
+        return []
+    grid = np.linspace(start, stop, 1000)
+    a, b = (np.interp(grid, c["elapsed_s"], c["mean"]) for c in curves)
+    sign = np.sign(a - b)
+    grid, sign = grid[sign != 0], sign[sign != 0]  # a tie is no change of order by itself
+    changes = np.flatnonzero(sign[1:] != sign[:-1])
+    return [float((grid[i] + grid[i + 1]) / 2) for i in changes]
+
+
+def _budget_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Per recipe and epoch: mean time, mean and std of test accuracy, number of seeds."""
+    return (
+        table.groupby(["kind", "epoch"], sort=False)
+        .agg(
+            elapsed_s=("elapsed_s", "mean"),
+            mean=("test_accuracy", "mean"),
+            std=("test_accuracy", "std"),
+            n_seeds=("seed", "nunique"),
+        )
+        .reset_index()
+        .sort_values(["kind", "epoch"], kind="stable")
+    )
 
 
 def gradient_sizes(

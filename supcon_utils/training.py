@@ -19,7 +19,8 @@ Every run lives in ``<run_dir>/<kind>/``:
 
     config.json        the configuration the run was started with
     backup/            keras.callbacks.BackupAndRestore state while training (gone when done)
-    history.csv        one row per epoch, kept across resumptions
+    history.csv        one row per epoch, kept across resumptions: training loss (and accuracy),
+                       test accuracy and training seconds so far (:class:`TestAccuracy`)
     encoder.keras      the trained encoder (and projection_head.keras for SupCon)
     classifier.keras   the linear head: the CE classifier, or SupCon's linear probe
     results.json       metrics, configuration and wall time
@@ -34,17 +35,22 @@ import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
-from supcon_utils import data, losses, moco, models
+from supcon_utils import data, evaluation, losses, moco, models
 
 KINDS = ("supcon", "cross_entropy", "hybrid", "finetune", "moco")
+# Training images whose features are the k-NN reference of the per-epoch SupCon test accuracy.
+KNN_REFERENCE = 10_000
+KNN_K = 20
 # Knobs of the joint and momentum recipes: they do not change a supcon or cross_entropy run.
 _JOINT_KNOBS = (
     "ce_weight",
@@ -191,6 +197,7 @@ def run(
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
+        TestAccuracy(_test_scorer(kind, cfg, train, test), history(out)),  # before the CSV log
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
@@ -228,6 +235,104 @@ def run(
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return {**results, "models": trained}
+
+
+class TestAccuracy(keras.callbacks.Callback):
+    """Adds ``test_accuracy`` and ``elapsed_s`` to each epoch's logs, so ``history.csv`` has them.
+
+    ``score(model)`` gives the test accuracy of the model being trained (see :func:`_test_scorer`:
+    the classifier's for cross-entropy, a k-NN vote of the frozen encoder's features for SupCon).
+    ``elapsed_s`` counts the seconds spent in training epochs since the run started, resumptions
+    included (``previous``: the rows already in ``history.csv``) and scoring excluded, so that
+    accuracy can be read against a training budget in wall time.
+    """
+
+    def __init__(
+        self, score: Callable[[keras.Model], float], previous: list[dict[str, float]] = ()
+    ) -> None:
+        super().__init__()
+        self.score = score
+        self.elapsed = float(previous[-1].get("elapsed_s", 0.0)) if previous else 0.0
+        self.epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.elapsed += time.perf_counter() - self.epoch_start
+        if logs is not None:
+            logs["elapsed_s"] = round(self.elapsed, 2)
+            logs["test_accuracy"] = self.score(self.model)
+
+
+def _test_scorer(
+    kind: str, cfg: Config, train: data.Split, test: data.Split
+) -> Callable[[keras.Model], float]:
+    """How :class:`TestAccuracy` scores a model of ``kind`` on the test images.
+
+    Cross-entropy and fine-tuning: the accuracy of the model's logits. SupCon, MoCo and hybrid
+    (models with an ``encoder``): a k-NN vote (``KNN_K`` neighbours, cosine) of the encoder's
+    features, against the features of a stratified ``KNN_REFERENCE`` training images; seconds
+    per epoch on a CPU, against the minutes a linear probe would take.
+    """
+    batch = cfg.batch_size * 4
+    if kind in ("cross_entropy", "finetune"):
+        test_ds = data.make_dataset(test[0], None, batch_size=batch)
+        return lambda model: float(np.mean(model.predict(test_ds, verbose=0).argmax(1) == test[1]))
+    ref_x, ref_y = train
+    if len(ref_x) > KNN_REFERENCE:
+        from sklearn.model_selection import train_test_split
+
+        ref_x, _, ref_y, _ = train_test_split(
+            ref_x, ref_y, train_size=KNN_REFERENCE, stratify=ref_y, random_state=cfg.seed
+        )
+
+    def knn(model: keras.Model) -> float:
+        features = [embed(model.encoder, x, batch) for x in (ref_x, test[0])]
+        k = min(KNN_K, len(ref_x))
+        return evaluation.knn_accuracy(features[0], ref_y, features[1], test[1], k=k)
+
+    return knn
+
+
+def budget_study(
+    cfg: Config,
+    run_dir: str | Path,
+    seeds: Sequence[int],
+    kinds: Sequence[str] = ("cross_entropy", "supcon"),
+    *,
+    verbose: int = 0,
+) -> pd.DataFrame:
+    """Train each of ``kinds`` at each seed; test accuracy against epochs and training seconds.
+
+    The run of ``cfg.seed`` is the one in ``run_dir`` (notebook 03's); another seed ``s`` trains
+    into ``run_dir/seed<s>``. Every run is resumable and loaded when finished, so an interrupted
+    study goes on where it stopped. Returns one row per kind, seed and epoch (``epoch``,
+    ``elapsed_s``, ``test_accuracy`` from ``history.csv``), plus the run's final
+    ``final_test_accuracy`` (SupCon's: the linear probe's) and ``wall_time_s``.
+    """
+    rows = []
+    for seed in seeds:
+        folder = Path(run_dir) if seed == cfg.seed else Path(run_dir) / f"seed{seed}"
+        for kind in kinds:
+            started = time.perf_counter()
+            results = run(kind, dataclasses.replace(cfg, seed=seed), folder, verbose=verbose)
+            if verbose:
+                print(f"seed {seed} {kind}: test accuracy {results['metrics']['test_accuracy']:.4f}"
+                      f" ({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+            for row in history(folder / kind):
+                if "test_accuracy" not in row:
+                    raise ValueError(
+                        f"{folder / kind} was trained before test accuracy was logged per epoch; "
+                        "train it again in another run_dir"
+                    )
+                rows.append({
+                    "kind": kind, "seed": seed, "epoch": int(row["epoch"]),
+                    "elapsed_s": row["elapsed_s"], "test_accuracy": row["test_accuracy"],
+                    "final_test_accuracy": results["metrics"]["test_accuracy"],
+                    "wall_time_s": results["wall_time_s"],
+                })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def linear_probe(

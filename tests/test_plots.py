@@ -74,3 +74,47 @@ def test_metric_bars_and_gradient_figures_draw():
     assert len(plots.gradient_sizes(sims, is_pos, g, g, g, 0.1).axes) == 2
     assert len(plots.positive_pull(sims[:3], {"out": g[:3], "in": g[:3]}, 0.1).axes[0].lines) == 2
     assert len(plots.negative_shares(sims[3:], {"t=0.1": g[3:]}).axes[0].lines) == 1
+
+
+def _budget(rows):
+    return pd.DataFrame(
+        [
+            {"kind": kind, "seed": seed, "epoch": e, "elapsed_s": t, "test_accuracy": acc}
+            for kind, seed, e, t, acc in rows
+        ]
+    )
+
+
+def test_crossings_find_where_the_mean_curves_change_order():
+    # a leads at first, b overtakes between 2 s and 3 s (means over two seeds of b).
+    table = _budget(
+        [("a", 0, 0, 1.0, 0.5), ("a", 0, 1, 2.0, 0.6), ("a", 0, 2, 3.0, 0.62),
+         ("b", 0, 0, 1.0, 0.3), ("b", 0, 1, 2.0, 0.5), ("b", 0, 2, 3.0, 0.7),
+         ("b", 1, 0, 1.0, 0.3), ("b", 1, 1, 2.0, 0.5), ("b", 1, 2, 3.0, 0.7)]
+    )  # fmt: skip
+    (cross,) = plots.crossings(table)
+    assert 2.0 < cross < 3.0
+    assert plots.crossings(table[table.kind == "a"]) == []
+    never = table.assign(test_accuracy=np.where(table.kind == "a", 0.9, 0.1))
+    assert plots.crossings(never) == []
+
+
+def test_budget_curves_draw_a_band_only_with_several_seeds():
+    ce = [("ce", 0, e, e + 1.0, 0.5 + 0.1 * e) for e in range(3)]
+    supcon = [
+        ("supcon", s, e, e + 1.5, 0.4 + 0.25 * e + 0.01 * s) for s in (0, 1) for e in range(3)
+    ]
+    table = _budget(ce + supcon)  # supcon overtakes ce between 2 s and 3 s
+    fig = plots.budget_curves(table)
+    time_axis = fig.axes[1]
+    labels = [t.get_text() for t in time_axis.get_legend().get_texts()]
+    assert labels[:2] == ["ce (1 seed)", "supcon (2 seeds)"]
+    assert any(label.startswith("curves cross at") for label in labels)
+    assert len(time_axis.collections) == 1  # supcon's band
+
+
+def test_training_curves_show_test_accuracy_where_logged():
+    rows = [{"epoch": e, "loss": 1.0 / (e + 1), "test_accuracy": 0.5 + 0.1 * e} for e in range(3)]
+    fig = plots.training_curves({"supcon": rows}, test_labels={"supcon": "test accuracy (k-NN)"})
+    twin = fig.axes[1]
+    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["test accuracy (k-NN)"]

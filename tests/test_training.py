@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from supcon_utils import models, training
+from supcon_utils import evaluation, models, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(
@@ -58,7 +58,12 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
     results = training.run(kind, cfg, tmp_path, callbacks=[epochs], verbose=0)
     assert epochs.started == [2], "the resumed run must start after the last saved epoch"
     assert results["epochs_completed"] == cfg.epochs
-    assert [row["epoch"] for row in training.history(tmp_path / kind)] == [0, 1, 2]
+    rows = training.history(tmp_path / kind)
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    # Per-epoch test accuracy, and training seconds counted on across the interruption.
+    assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in rows)
+    elapsed = [row["elapsed_s"] for row in rows]
+    assert 0 < elapsed[0] < elapsed[1] < elapsed[2]
     assert not (tmp_path / kind / "backup").exists()
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
 
@@ -192,7 +197,10 @@ def test_a_seeded_run_repeats_bit_for_bit_augmentation_included(tmp_path, kind):
     assert cfg.recipe is not None  # the views are augmented, so their draws must repeat too
     first = training.run(kind, cfg, tmp_path / "a", verbose=0)
     second = training.run(kind, cfg, tmp_path / "b", verbose=0)
-    histories = [pd.DataFrame(training.history(tmp_path / run / kind)) for run in ("a", "b")]
+    histories = [
+        pd.DataFrame(training.history(tmp_path / run / kind)).drop(columns="elapsed_s")
+        for run in ("a", "b")
+    ]
     pd.testing.assert_frame_equal(*histories)  # NaN equals NaN here (no validation loss)
     assert first["metrics"] == second["metrics"]
     for name, model in first["models"].items():
@@ -247,3 +255,43 @@ def test_two_replicas_train_the_one_device_weights(tmp_path, two_replicas, monke
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3, err_msg=f"{name} weight {i}")
     accuracy = [run["metrics"]["test_accuracy"] for run in (one, two)]
     assert accuracy[1] == pytest.approx(accuracy[0], abs=0.01)
+
+
+@pytest.mark.slow  # two short runs
+@pytest.mark.parametrize("kind", ["cross_entropy", "supcon"])
+def test_the_last_epoch_test_accuracy_is_the_final_models(tmp_path, kind):
+    """history.csv's last test accuracy is the finished model's: the classifier's accuracy for
+    cross-entropy, the k-NN vote of the encoder's features for SupCon (computed again here)."""
+    cfg = training.config("quick", **TINY)
+    results = training.run(kind, cfg, tmp_path, verbose=0)
+    last = training.history(tmp_path / kind)[-1]["test_accuracy"]
+    train, test = training.load_data(cfg)
+    encoder = results["models"]["encoder"]
+    if kind == "cross_entropy":
+        assert last == pytest.approx(results["metrics"]["test_accuracy"])
+    else:
+        features = [training.embed(encoder, x) for x in (train[0], test[0])]
+        expected = evaluation.knn_accuracy(features[0], train[1], features[1], test[1], k=20)
+        assert last == pytest.approx(expected)
+    assert last > 0.3  # digits: far above chance (0.1)
+
+
+@pytest.mark.slow  # four short runs
+def test_budget_study_gathers_every_epoch_of_every_seed_and_resumes(tmp_path):
+    cfg = training.config("quick", **TINY)
+    table = training.budget_study(cfg, tmp_path, seeds=[0, 1])
+    assert len(table) == 2 * 2 * cfg.epochs
+    assert sorted(table.groupby(["kind", "seed"]).size().index) == [
+        ("cross_entropy", 0), ("cross_entropy", 1), ("supcon", 0), ("supcon", 1)
+    ]  # fmt: skip
+    assert (tmp_path / "supcon" / "results.json").exists()  # the base seed: run_dir itself
+    assert (tmp_path / "seed1" / "cross_entropy" / "results.json").exists()
+    for _, run in table.groupby(["kind", "seed"]):
+        assert run["elapsed_s"].is_monotonic_increasing
+        assert run["test_accuracy"].between(0, 1).all()
+    seeds = table.groupby(["kind", "seed"])["test_accuracy"].last().unstack()
+    assert (seeds[0] != seeds[1]).all(), "another seed must train another model"
+    files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.keras")}
+    again = training.budget_study(cfg, tmp_path, seeds=[0, 1])  # loaded, not trained again
+    pd.testing.assert_frame_equal(again, table)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.keras")} == files
