@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
@@ -174,6 +175,53 @@ def evaluate(
         "uniformity": uniformity(geo_x),
         **report,
     }
+
+
+def few_label_subset(labels: np.ndarray, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of ``per_class`` random images of every class (None: every image), sorted.
+
+    The pick is ``numpy.random.default_rng((seed, per_class))``'s: one seed, one subset, so a
+    probe and a model trained from scratch (``training.Config.labels_per_class``) with the same
+    seed see the same labelled images.
+    """
+    labels = np.asarray(labels)
+    if per_class is None:
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    if not 1 <= per_class <= counts.min():
+        raise ValueError(f"per_class must be between 1 and {counts.min()} (the smallest class), "
+                         f"got {per_class}")  # fmt: skip
+    rng = np.random.default_rng((seed, per_class))
+    picked = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
+    return np.sort(np.concatenate(picked))
+
+
+def label_efficiency(
+    features: dict[str, tuple[np.ndarray, np.ndarray]],
+    train_y: np.ndarray,
+    test_y: np.ndarray,
+    per_class: Sequence[int | None] = (1, 5, 10, 50, 100, 500, None),
+    seeds: Sequence[int] = (0, 1, 2),
+) -> pd.DataFrame:
+    """Linear-probe test accuracy with few labels, on frozen features of several encoders.
+
+    ``features`` maps an encoder's name to its ``(train_features, test_features)``. For each
+    ``per_class`` (None: every training label) and seed (one random pick of labelled images,
+    :func:`few_label_subset`; every label is picked once), every encoder's probe
+    (:func:`linear_probe_accuracy`) is fitted on the same labelled images. One row per encoder,
+    labels per class (``per_class``, the largest class's count for None) and seed, with
+    ``n_labels`` and ``accuracy``.
+    """
+    rows = []
+    for k in per_class:
+        for seed in seeds if k is not None else seeds[:1]:
+            subset = few_label_subset(train_y, k, seed)
+            n = int(np.bincount(train_y[subset]).max())
+            for name, (train_x, test_x) in features.items():
+                accuracy = linear_probe_accuracy(train_x[subset], train_y[subset], test_x, test_y)
+                rows.append({"encoder": name, "per_class": n, "seed": seed,
+                             "n_labels": len(subset), "accuracy": accuracy})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def project_2d(x: np.ndarray, method: str = "tsne", *, seed: int = 0) -> np.ndarray:

@@ -374,6 +374,49 @@ def sweep_lines(
     return fig
 
 
+def label_efficiency_curves(table: pd.DataFrame) -> plt.Figure:
+    """Test accuracy against labels per class (log axis), one line per encoder or recipe.
+
+    ``table``: rows of ``evaluation.label_efficiency`` (columns ``encoder``, ``per_class``,
+    ``accuracy``, one row per seed), possibly with rows of models trained from scratch. Lines are
+    means over seeds, bands +- one standard deviation.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(data=table, x="per_class", y="accuracy", hue="encoder", marker="o",
+                 errorbar="sd", ax=ax)  # fmt: skip
+    ax.set_xscale("log")
+    ticks = sorted(table.per_class.unique())
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training images per class")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples(rows: Mapping[str, Sequence[np.ndarray]]) -> plt.Figure:
+    """A grid of images: one row per corruption, one column per severity (0: the clean image).
+
+    ``rows`` maps a corruption's name to its images at severities 0, 1, ... (each ``(H, W, C)``).
+    """
+    n_cols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.2 * n_cols, 1.25 * len(rows)),
+                             squeeze=False)  # fmt: skip
+    for row, (name, images) in zip(axes, rows.items(), strict=True):
+        for severity, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if severity < len(images):
+                ax.imshow(_displayable(images[severity]), cmap="gray", vmin=0, vmax=1)
+            if severity == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    for severity, ax in enumerate(axes[0]):
+        ax.set_title("clean" if severity == 0 else f"severity {severity}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def robustness_curves(tables: Mapping[str, pd.DataFrame]) -> plt.Figure:
     """Accuracy against severity per corruption, one line per model (``robustness_table`` rows).
 

@@ -1,14 +1,15 @@
-"""Corruptions at severities 1 to 5: shapes, validation, growing damage, seeds, robustness table."""
+"""Corruptions at severities 0 to 5: shapes, validation, growing damage, seeds, robustness table."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
 from supcon_utils import corruptions, data
-from supcon_utils.corruptions import CORRUPTIONS, corrupt, robustness_table
+from supcon_utils.corruptions import CORRUPTIONS, corrupt, corruption_errors, robustness_table
 
 NAMES = list(CORRUPTIONS)
-RANDOM_KINDS = ["gaussian_noise", "occlusion"]
+RANDOM_KINDS = ["gaussian_noise", "occlusion", "rotation", "translation"]
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +37,21 @@ def test_shape_and_dtype_are_kept_and_the_input_untouched(digits, colour, name, 
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("severity", [0, 6, -1, 2.5, True, "3", None])
-def test_a_severity_outside_1_to_5_is_refused(name, severity):
+@pytest.mark.parametrize("severity", [6, -1, 2.5, True, "3", None])
+def test_a_severity_outside_0_to_5_is_refused(name, severity):
     images = np.zeros((2, 28, 28, 1), np.uint8)
-    with pytest.raises(ValueError, match="severity must be an integer from 1 to 5"):
+    with pytest.raises(ValueError, match="severity must be an integer from 0 to 5"):
         corrupt(images, name, severity)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_severity_0_is_the_identity(digits, colour, name):
+    for images in (digits[0], colour):
+        out = corrupt(images, name, 0, seed=3)
+        np.testing.assert_array_equal(out, images)
+        assert not np.shares_memory(out, images)
+    with pytest.raises(ValueError, match="uint8"):  # the images are checked at severity 0 too
+        corrupt(np.zeros((2, 28, 28, 1), np.float32), name, 0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -172,3 +183,56 @@ def test_robustness_table_checks_its_arguments_before_predicting(digits):
     assert calls == []
     with pytest.raises(ValueError, match="predict_fn returned"):
         robustness_table(lambda batch: np.zeros(3), images, labels)
+
+
+def test_brightness_adds_its_delta_and_clips_at_white():
+    images = np.array([0, 100, 250], np.uint8).reshape(1, 1, 3, 1)
+    out = corrupt(images, "brightness", 2)  # + 0.2 of 255 = 51
+    assert out.reshape(-1).tolist() == [51, 151, 255]
+
+
+def test_translation_moves_the_whole_image_by_the_severity_distance():
+    images = np.zeros((50, 28, 28, 1), np.uint8)
+    images[:, 14, 14] = 255
+    for severity in (1, 5):
+        out = corrupt(images, "translation", severity, seed=0)
+        distance = corruptions.TRANSLATION_28PX[severity - 1]
+        for image in out:
+            (row,), (col,) = np.nonzero(image[..., 0] == 255)
+            moved = np.hypot(row - 14, col - 14)
+            assert abs(moved - distance) <= 0.75, (severity, row, col)  # whole-pixel rounding
+
+
+def test_rotation_turns_about_the_centre_by_the_severity_angle():
+    # A bright bar from the centre to the right edge; its far end moves along a circle.
+    images = np.zeros((20, 29, 29, 1), np.uint8)
+    images[:, 14, 14:] = 255
+    out = corrupt(images, "rotation", 5, seed=0).astype(float)[..., 0]
+    for image in out:
+        rows, cols = np.nonzero(image > 127)
+        angle = np.degrees(np.arctan2(-(rows - 14), cols - 14))
+        far = np.hypot(rows - 14, cols - 14) > 8
+        assert abs(abs(np.median(angle[far])) - 30) < 3
+
+
+def _table(clean: float, accuracies: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [{"corruption": "clean", "severity": 0, "accuracy": clean}]
+    rows += [{"corruption": c, "severity": s, "accuracy": a}
+             for c, values in accuracies.items() for s, a in enumerate(values, 1)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_corruption_errors_follow_imagenet_c():
+    base = _table(0.9, {"noise": [0.8, 0.6], "blur": [0.9, 0.9]})  # errors .2+.4, .1+.1
+    other = _table(0.8, {"noise": [0.8, 0.8], "blur": [0.7, 0.5]})  # errors .2+.2, .3+.5
+    table = corruption_errors({"base": base, "other": other}, baseline="base")
+    assert table.loc["noise", ("base", "CE")] == pytest.approx(1.0)
+    assert table.loc["noise", ("other", "CE")] == pytest.approx(0.4 / 0.6)
+    assert table.loc["blur", ("other", "CE")] == pytest.approx(0.8 / 0.2)
+    assert table.loc["mean", ("other", "CE")] == pytest.approx((0.4 / 0.6 + 4.0) / 2)
+    # Relative: the rise above each model's clean error (.1 for base, .2 for other), summed.
+    assert table.loc["noise", ("other", "relative CE")] == pytest.approx(0.0 / 0.4)
+    assert np.isnan(table.loc["blur", ("other", "relative CE")])  # base's error does not rise
+    assert table.loc["mean", ("other", "relative CE")] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="baseline 'ce' is not one of the models"):
+        corruption_errors({"base": base}, baseline="ce")

@@ -149,3 +149,33 @@ def test_evaluate_returns_every_metric_as_one_flat_dict():
     assert got["knn_accuracy"] > 0.9
     assert -1 <= got["silhouette_cosine"] <= 1
     assert 0 <= got["alignment"] <= 4
+
+
+def test_few_label_subset_picks_k_of_each_class_anew_per_seed():
+    labels = np.repeat(np.arange(4), 30)
+    subsets = [evaluation.few_label_subset(labels, 5, seed) for seed in range(3)]
+    for subset in subsets:
+        assert np.bincount(labels[subset]).tolist() == [5, 5, 5, 5]
+        assert len(np.unique(subset)) == 20
+    assert not np.array_equal(subsets[0], subsets[1])
+    np.testing.assert_array_equal(evaluation.few_label_subset(labels, 5, 1), subsets[1])
+    assert len(evaluation.few_label_subset(labels, None, 0)) == len(labels)
+    with pytest.raises(ValueError, match="between 1 and 30"):
+        evaluation.few_label_subset(labels, 31)
+
+
+def test_label_efficiency_grows_with_labels_on_separable_features():
+    rng = np.random.default_rng(0)
+    train_y, test_y = np.repeat(np.arange(3), 100), np.repeat(np.arange(3), 50)
+    centres = rng.normal(size=(3, 8)) * 2
+    good = [centres[y] + rng.normal(size=(len(y), 8)) for y in (train_y, test_y)]
+    noise = [rng.normal(size=(len(y), 8)) for y in (train_y, test_y)]
+    table = evaluation.label_efficiency(
+        {"good": tuple(good), "noise": tuple(noise)}, train_y, test_y, per_class=(1, 10, None),
+        seeds=(0, 1),
+    )  # fmt: skip
+    assert len(table) == 2 * (2 + 2 + 1)
+    assert table.groupby("per_class").n_labels.first().to_dict() == {1: 3, 10: 30, 100: 300}
+    mean = table.groupby(["encoder", "per_class"]).accuracy.mean()
+    assert mean["good", 100] > 0.9 and mean["noise", 100] < 0.5
+    assert mean["good", 100] >= mean["good", 1]

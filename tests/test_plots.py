@@ -118,3 +118,26 @@ def test_training_curves_show_test_accuracy_where_logged():
     fig = plots.training_curves({"supcon": rows}, test_labels={"supcon": "test accuracy (k-NN)"})
     twin = fig.axes[1]
     assert [t.get_text() for t in twin.get_legend().get_texts()] == ["test accuracy (k-NN)"]
+
+
+def test_label_efficiency_curves_one_line_per_encoder_on_a_log_axis():
+    table = pd.DataFrame(
+        [{"encoder": e, "per_class": k, "seed": s, "accuracy": 0.5 + 0.1 * np.log10(k) + s / 100}
+         for e in ("ce", "supcon") for k in (1, 10, 100) for s in (0, 1)]
+    )  # fmt: skip
+    fig = plots.label_efficiency_curves(table)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ce", "supcon"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "100"]
+
+
+def test_corruption_examples_one_row_per_corruption_one_column_per_severity():
+    image = np.zeros((28, 28, 1), np.uint8)
+    fig = plots.corruption_examples({"noise": [image] * 6, "blur": [image] * 6})
+    assert len(fig.axes) == 12
+    assert [ax.get_title() for ax in fig.axes[:6]] == [
+        "clean",
+        *(f"severity {s}" for s in range(1, 6)),
+    ]
+    assert [fig.axes[i].get_ylabel() for i in (0, 6)] == ["noise", "blur"]

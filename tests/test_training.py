@@ -295,3 +295,12 @@ def test_budget_study_gathers_every_epoch_of_every_seed_and_resumes(tmp_path):
     again = training.budget_study(cfg, tmp_path, seeds=[0, 1])  # loaded, not trained again
     pd.testing.assert_frame_equal(again, table)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.keras")} == files
+
+
+def test_few_label_runs_see_the_probes_images():
+    cfg = training.config("quick", **TINY, labels_per_class=3, seed=2)
+    (x, y), _ = training.load_data(cfg)
+    (x_all, y_all), _ = training.load_data(training.config("quick", **{**TINY, "n_train": None}))
+    keep = evaluation.few_label_subset(y_all, 3, seed=2)
+    np.testing.assert_array_equal(x, x_all[keep])
+    assert np.bincount(y).tolist() == [3] * 10
