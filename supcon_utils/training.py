@@ -70,9 +70,9 @@ class Config:
     encoder: str = "resnet_small"
     recipe: str = "grayscale28"  # augmentation recipe of supcon_utils.augment
     n_train: int | None = 20_000  # training images used (a stratified subset); None: all
-    # Few-label runs: this many training images of each class, picked as the linear probes of
-    # evaluation.label_efficiency pick them (evaluation.few_label_subset, under `seed`); n_train
-    # is then ignored. None: n_train decides.
+    # Few-label runs: this many images of each class out of the n_train ones, picked as the
+    # linear probes of evaluation.label_efficiency pick them (evaluation.few_label_subset under
+    # `seed`). None: all n_train images.
     labels_per_class: int | None = None
     batch_size: int = 256
     epochs: int = 6  # epochs of SupCon pretraining and of the CE baseline: the same budget
@@ -136,18 +136,18 @@ def config(preset: str = "quick", **overrides: Any) -> Config:
 
 
 def load_data(cfg: Config) -> tuple[data.Split, data.Split]:
-    """The configured dataset, its training split cut to ``labels_per_class`` images of each class
-    or else to a stratified subset of ``n_train``."""
+    """The configured dataset, its training split cut to a stratified subset of ``n_train`` and
+    then, if ``labels_per_class`` is set, to that many images of each class."""
     (x_train, y_train), test = data.load_dataset(cfg.dataset)
-    if cfg.labels_per_class is not None:
-        keep = evaluation.few_label_subset(y_train, cfg.labels_per_class, cfg.seed)
-        return (x_train[keep], y_train[keep]), test
     if cfg.n_train is not None and cfg.n_train < len(x_train):
         from sklearn.model_selection import train_test_split
 
         x_train, _, y_train, _ = train_test_split(
             x_train, y_train, train_size=cfg.n_train, stratify=y_train, random_state=cfg.seed
         )
+    if cfg.labels_per_class is not None:
+        keep = evaluation.few_label_subset(y_train, cfg.labels_per_class, cfg.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
     return (x_train, y_train), test
 
 

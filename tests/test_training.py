@@ -300,7 +300,8 @@ def test_budget_study_gathers_every_epoch_of_every_seed_and_resumes(tmp_path):
 def test_few_label_runs_see_the_probes_images():
     cfg = training.config("quick", **TINY, labels_per_class=3, seed=2)
     (x, y), _ = training.load_data(cfg)
-    (x_all, y_all), _ = training.load_data(training.config("quick", **{**TINY, "n_train": None}))
+    (x_all, y_all), _ = training.load_data(dataclasses.replace(cfg, labels_per_class=None))
+    assert len(x_all) == TINY["n_train"]  # the few labels are picked out of the n_train images
     keep = evaluation.few_label_subset(y_all, 3, seed=2)
     np.testing.assert_array_equal(x, x_all[keep])
     assert np.bincount(y).tolist() == [3] * 10
