@@ -26,6 +26,16 @@ TINY = {
         "n_geometry": 300,
         "n_plot": 300,
     },
+    "08_transfer_and_robustness": {
+        "n_train": 512,
+        "batch_size": 128,
+        "epochs": 1,
+        "probe_epochs": 1,
+        "per_class": "1,all",
+        "n_seeds": 2,
+        "scratch_per_class": "1",
+        "n_robust": 100,
+    },
 }
 
 
