@@ -256,7 +256,7 @@ class TestAccuracy(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, score: Callable[[keras.Model], float], previous: list[dict[str, float]] = ()
+        self, score: Callable[[keras.Model], float], previous: Sequence[dict[str, float]] = ()
     ) -> None:
         super().__init__()
         self.score = score
