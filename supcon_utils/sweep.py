@@ -1,4 +1,9 @@
-"""Sweep a notebook's parameters: run it with papermill at every point of a grid, resumably.
+"""Sweeps, resumable: training configurations in this process, or a notebook's parameters.
+
+:func:`config_sweep` trains one recipe at several :class:`training.Config` overrides (notebook 05's
+ablations), each point in its own run folder, and gathers one table.
+
+:func:`sweep` runs a notebook with papermill at every point of a grid:
 
     python -m supcon_utils.sweep --notebook 03_training --name tsweep \\
         -g temperature=0.05,0.1,0.2,0.5 -g batch_size=128,256 -p preset=quick
@@ -15,18 +20,93 @@ Every point's ``results.json`` files are gathered into ``runs/<name>/sweep.csv``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pandas as pd
 
 from supcon_utils import runner
 
+if TYPE_CHECKING:  # training imports TensorFlow: the notebook sweep's CLI starts without it
+    from supcon_utils import training
+
 POINT_FILE = "point.json"
+# Kinds whose per-epoch test accuracy (training.TestAccuracy) is a k-NN vote of encoder features.
+_KNN_SCORED = ("supcon", "moco", "hybrid")
+
+
+def config_sweep(
+    points: Sequence[dict[str, Any]],
+    base: training.Config,
+    run_dir: str | Path,
+    *,
+    kind: str = "supcon",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``kind`` at ``base`` with each point's overrides; one table.
+
+    A point is a dict of Config fields to override, and optionally ``"kind"``. It trains into
+    ``run_dir/<folder>`` through ``training.run`` (resumable; loaded when finished), where the
+    folder names the settings that differ from ``base`` (``base`` when none), so points that give
+    the same configuration share one run. A point that fails (diverges, runs out of memory, ...)
+    is recorded with its error and the sweep goes on; calling again retries it and loads the rest.
+
+    The table, also saved as ``run_dir/sweep.csv``, has a row per point: every key of any point
+    (with the value the run used), ``kind``, ``point`` (the folder), ``error`` (None if it
+    trained), ``test_accuracy`` (the run's own: SupCon's linear probe, a classifier's logits),
+    ``knn_accuracy`` (the last epoch's k-NN test accuracy, see ``training.TestAccuracy``; for
+    SupCon, MoCo and hybrid runs only) and ``wall_time_s`` (of training, when first trained).
+    Unknown keys or kinds, and a ``base`` that is not a Config, raise ValueError before any run.
+    """
+    from tqdm import tqdm
+
+    from supcon_utils import training
+
+    if not isinstance(base, training.Config):
+        raise ValueError(f"base must be a training.Config, got {type(base).__name__}")
+    fields = {f.name for f in dataclasses.fields(training.Config)}
+    plans = []
+    for point in points:
+        unknown = set(point) - fields - {"kind"}
+        if unknown:
+            raise ValueError(f"point {point} sets unknown Config fields {sorted(unknown)}")
+        point_kind = point.get("kind", kind)
+        if point_kind not in training.KINDS:
+            raise ValueError(f"unknown kind {point_kind!r}; expected one of {training.KINDS}")
+        cfg = dataclasses.replace(base, **{k: v for k, v in point.items() if k != "kind"})
+        changed = {k: v for k, v in point.items() if k != "kind" and getattr(base, k) != v}
+        if point_kind != kind:
+            changed = {"kind": point_kind, **changed}
+        plans.append((point_kind, cfg, point_folder(changed) if changed else "base"))
+    keys = list(dict.fromkeys(k for point in points for k in point if k != "kind"))
+
+    rows = []
+    for point_kind, cfg, folder in tqdm(plans, desc="sweep", unit="run", disable=not progress):
+        row = {**{k: getattr(cfg, k) for k in keys}, "kind": point_kind, "point": folder,
+               "error": None, "test_accuracy": None, "knn_accuracy": None,
+               "wall_time_s": None}  # fmt: skip
+        try:
+            results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0)
+        except Exception as exc:  # the other points still run; the error is in the table
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            print(f"{folder} ({point_kind}) FAILED: {row['error']}", flush=True)
+        else:
+            last = training.history(Path(run_dir) / folder / point_kind)[-1]
+            row["test_accuracy"] = results["metrics"]["test_accuracy"]
+            if point_kind in _KNN_SCORED:
+                row["knn_accuracy"] = last.get("test_accuracy")
+            row["wall_time_s"] = results["wall_time_s"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    table.to_csv(Path(run_dir) / "sweep.csv", index=False)
+    return table
 
 
 def sweep(

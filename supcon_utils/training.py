@@ -79,6 +79,10 @@ class Config:
     probe_epochs: int = 40  # epochs of the linear probe on frozen, precomputed features
     temperature: float = 0.1
     variant: str = "out"  # SupCon loss: "out" (eq. 2) or "in" (eq. 3)
+    contrast_mode: str = "all"  # SupCon loss: every view is an anchor ("all") or view 0 ("one")
+    # False: SimCLR (the paper's eq. 1): the loss ignores the labels, the other view of an image is
+    # its one positive. The linear probe still reads labels. supcon, moco and finetune kinds only.
+    use_labels: bool = True
     ce_weight: float = 1.0  # hybrid: weight of the cross-entropy term next to SupCon's
     stop_gradient: bool = False  # hybrid: keep the cross-entropy gradient out of the encoder
     finetune_epochs: int = 2  # finetune: epochs of end-to-end cross-entropy after SupCon
@@ -176,6 +180,11 @@ def run(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+    if not cfg.use_labels and kind in ("cross_entropy", "hybrid"):
+        raise ValueError(f"use_labels=False (SimCLR) needs a contrastive kind; {kind} trains on "
+                         "labels by cross-entropy")  # fmt: skip
+    if cfg.contrast_mode != "all" and kind == "moco":
+        raise ValueError("moco contrasts every view with the queue: contrast_mode must be 'all'")
     out = Path(run_dir) / kind
     wanted = dataclasses.asdict(cfg)
     config_file = out / "config.json"
@@ -440,14 +449,19 @@ def _train_supcon(
         model.compile(optimizer=_optimizer(cfg, len(train[0])), jit_compile=cfg.jit_compile)
     else:
         model = models.SupConModel(encoder, head)
-        model.compile(
-            optimizer=_optimizer(cfg, len(train[0])),
-            loss=losses.SupConLoss(temperature=cfg.temperature, variant=cfg.variant),
-            jit_compile=cfg.jit_compile,
-        )
+        model.compile(optimizer=_optimizer(cfg, len(train[0])), loss=_supcon_loss(cfg),
+                      jit_compile=cfg.jit_compile)  # fmt: skip
     ds = _train_dataset(cfg, train, cfg.n_views)
+    if not cfg.use_labels:  # views alone: the models' train steps then contrast without labels
+        ds = ds.map(lambda views, labels: views)
     model.fit(ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     return {"encoder": encoder, "projection_head": head}
+
+
+def _supcon_loss(cfg: Config) -> losses.SupConLoss:
+    return losses.SupConLoss(
+        temperature=cfg.temperature, variant=cfg.variant, contrast_mode=cfg.contrast_mode
+    )
 
 
 def _train_cross_entropy(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
@@ -475,7 +489,7 @@ def _train_hybrid(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
     model = models.HybridModel(encoder, head, classifier, stop_gradient=cfg.stop_gradient)
     model.compile(
         optimizer=_optimizer(cfg, len(train[0])),
-        loss={"projection": losses.SupConLoss(temperature=cfg.temperature, variant=cfg.variant),
+        loss={"projection": _supcon_loss(cfg),
               "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
         loss_weights={"projection": 1.0, "logits": cfg.ce_weight},
         metrics={"logits": ["accuracy"]},

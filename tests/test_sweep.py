@@ -147,3 +147,63 @@ def test_notebooks_are_found_by_stem_prefix_or_path(tmp_path):
         sweep.notebook_path("99_nothing")
     with pytest.raises(FileNotFoundError):
         sweep.notebook_path(tmp_path / "missing.ipynb")
+
+
+# digits, as in test_training: 8x8 images, offline, a second an epoch.
+TINY_CONFIG = dict(dataset="digits", n_train=256, batch_size=64, epochs=1, probe_epochs=2)
+
+
+@pytest.mark.slow
+def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys):
+    from supcon_utils import training
+
+    base = training.config("quick", **TINY_CONFIG)
+    points = [
+        {"temperature": 0.1},  # base's own temperature: the same run as {}
+        {"temperature": 0.5},
+        {},
+        {"kind": "cross_entropy", "use_labels": False},  # refused by training.run: recorded
+        {"kind": "cross_entropy"},
+    ]
+    table = sweep.config_sweep(points, base, tmp_path, progress=False)
+
+    assert "cross_entropy" in capsys.readouterr().out  # the failure is printed
+    assert list(table.columns) == ["temperature", "use_labels", "kind", "point", "error",
+                                   "test_accuracy", "knn_accuracy", "wall_time_s"]  # fmt: skip
+    assert table.point.tolist() == [
+        "base", "temperature=0.5", "base", "kind=cross_entropy,use_labels=false",
+        "kind=cross_entropy"]  # fmt: skip
+    assert table.temperature.tolist() == [0.1, 0.5, 0.1, 0.1, 0.1]
+    assert table.kind.tolist() == ["supcon"] * 3 + ["cross_entropy"] * 2
+    assert table.error[3].startswith("ValueError: use_labels=False")
+    assert table.drop(index=3).error.isna().all()
+    assert table.loc[0].equals(table.loc[2])  # one run, loaded the second time
+    # The refused point made no folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "base", "kind=cross_entropy", "sweep.csv", "temperature=0.5"]  # fmt: skip
+    for i in (0, 1):  # SupCon: its probe, and the k-NN score of its last epoch
+        folder = tmp_path / table.point[i] / "supcon"
+        assert table.test_accuracy[i] == json.loads((folder / "results.json").read_text())[
+            "metrics"]["test_accuracy"]  # fmt: skip
+        assert table.knn_accuracy[i] == training.history(folder)[-1]["test_accuracy"]
+    assert pd.isna(table.knn_accuracy[4]) and table.test_accuracy[4] > 0.1
+    assert pd.read_csv(tmp_path / "sweep.csv").point.tolist() == table.point.tolist()
+
+    # Again: every finished run is loaded, not trained (its files are untouched).
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("results.json")}
+    again = sweep.config_sweep(points, base, tmp_path, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("results.json")} == stamps
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_config_sweep_refuses_unknown_keys_and_kinds_before_training(tmp_path):
+    from supcon_utils import training
+
+    base = training.config("quick", **TINY_CONFIG)
+    with pytest.raises(ValueError, match=r"unknown Config fields \['temprature'\]"):
+        sweep.config_sweep([{"temperature": 0.2}, {"temprature": 0.2}], base, tmp_path)
+    with pytest.raises(ValueError, match="unknown kind 'simclr'"):
+        sweep.config_sweep([{"kind": "simclr"}], base, tmp_path)
+    with pytest.raises(ValueError, match="must be a training.Config"):
+        sweep.config_sweep([{}], {"temperature": 0.1}, tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -305,3 +305,24 @@ def test_few_label_runs_see_the_probes_images():
     keep = evaluation.few_label_subset(y_all, 3, seed=2)
     np.testing.assert_array_equal(x, x_all[keep])
     assert np.bincount(y).tolist() == [3] * 10
+
+
+@pytest.mark.slow
+def test_simclr_and_one_anchor_view_change_the_loss_and_cross_entropy_refuses_no_labels(tmp_path):
+    """The same seed, images and views: only the loss differs, so its first-epoch value must."""
+    base = training.config("quick", **{**TINY, "epochs": 1})
+    losses = {}
+    for name, overrides in {"supcon": {}, "simclr": {"use_labels": False},
+                            "one": {"contrast_mode": "one"}}.items():  # fmt: skip
+        cfg = dataclasses.replace(base, **overrides)
+        result = training.run("supcon", cfg, tmp_path / name, verbose=0)
+        assert result["metrics"]["test_accuracy"] > 0.1
+        losses[name] = training.history(tmp_path / name / "supcon")[0]["loss"]
+    # SimCLR's one positive per anchor is the easiest: its loss sits below SupCon's many.
+    assert losses["simclr"] < losses["supcon"] - 0.1
+    assert abs(losses["one"] - losses["supcon"]) > 1e-3
+    for kind in ("cross_entropy", "hybrid"):
+        with pytest.raises(ValueError, match="use_labels=False"):
+            training.run(kind, dataclasses.replace(base, use_labels=False), tmp_path / kind)
+    with pytest.raises(ValueError, match="contrast_mode must be 'all'"):
+        training.run("moco", dataclasses.replace(base, contrast_mode="one"), tmp_path / "moco")
