@@ -27,8 +27,8 @@ def supcon_loss(
     variant: str = "out",
     contrast_mode: str = "all",
     base_temperature: float | None = None,
-    extra_features: tf.Tensor | None = None,
-    extra_labels: tf.Tensor | None = None,
+    contrast_features: tf.Tensor | None = None,
+    contrast_labels: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Mean SupCon loss over the anchors that have at least one positive (0 if none has one).
 
@@ -49,27 +49,29 @@ def supcon_loss(
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (only view 0 is).
         base_temperature: if given, the value is multiplied by ``temperature / base_temperature``
             as in the authors' PyTorch code.
-        extra_features: optional ``(n_extra, dim)`` floats appended to every anchor's contrast set
-            A(i) (L2-normalised too), e.g. a memory bank or a queue of keys. They are constants
+        contrast_features: optional ``(n_extra, dim)`` floats appended to every anchor's contrast
+            set A(i) (L2-normalised too), e.g. a memory bank or a queue of keys. They are constants
             (no gradient) and never anchors. ``n_extra = 0`` gives the loss without them. Under a
             ``tf.distribute`` strategy each replica passes the same extra entries (they are not
             gathered).
-        extra_labels: ``(n_extra,)`` integer classes of ``extra_features``: required with
+        contrast_labels: ``(n_extra,)`` integer classes of ``contrast_features``: required with
             ``labels`` (an extra entry of i's class is in P(i)), not allowed without (SimCLR: the
             extra entries are negatives of every anchor).
 
     Raises:
         ValueError: wrong rank or dtype, labels/batch length mismatch, temperature <= 0, unknown
             variant or contrast_mode, NaN or inf features; for the extra entries: a wrong rank or
-            dtype, a dim other than the features', extra_labels missing with labels (or given
-            without labels or without extra_features), a labels/rows length mismatch. Inside a
+            dtype, a dim other than the features', contrast_labels missing with labels (or given
+            without labels or without contrast_features), a labels/rows length mismatch. Inside a
             traced graph the checks on values (NaN/inf, and the lengths when the batch size is
             unknown) can only fail when it runs, as ``InvalidArgumentError``; XLA
             (``jit_compile``) drops them.
     """
     _check_options(temperature, variant, contrast_mode, base_temperature)
     features, labels = _check_inputs(features, labels)
-    extra_features, extra_labels = _check_extra(features, labels, extra_features, extra_labels)
+    contrast_features, contrast_labels = _check_extra(
+        features, labels, contrast_features, contrast_labels
+    )
     z = tf.math.l2_normalize(features, axis=-1)
     batch, n_views, dim = tf.unstack(tf.shape(z))
 
@@ -91,12 +93,12 @@ def supcon_loss(
     # View-major order (all images' view 0, then view 1, ...), as the reference code.
     contrast = tf.reshape(tf.transpose(global_z, [1, 0, 2]), [-1, dim])
     contrast_ids = tf.tile(global_ids, [n_views])
-    if extra_features is not None:
-        if extra_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
-            extra_labels = tf.fill(tf.shape(extra_features)[:1], tf.constant(-1, tf.int64))
-        extra = tf.stop_gradient(tf.math.l2_normalize(extra_features, axis=-1))
+    if contrast_features is not None:
+        if contrast_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
+            contrast_labels = tf.fill(tf.shape(contrast_features)[:1], tf.constant(-1, tf.int64))
+        extra = tf.stop_gradient(tf.math.l2_normalize(contrast_features, axis=-1))
         contrast = tf.concat([contrast, extra], axis=0)
-        contrast_ids = tf.concat([contrast_ids, extra_labels], axis=0)
+        contrast_ids = tf.concat([contrast_ids, contrast_labels], axis=0)
     if contrast_mode == "all":
         anchors = tf.reshape(tf.transpose(z, [1, 0, 2]), [-1, dim])
         anchor_views = n_views
@@ -120,8 +122,8 @@ def supcon_loss(
         same = tf.equal(global_ids[:, None], global_ids[None, :])
         class_views = tf.reduce_sum(tf.cast(same, tf.int32), axis=1) * n_views
         has_positive = class_views > 1
-        if extra_labels is not None:  # or one among the extra entries
-            has_positive |= tf.reduce_any(global_ids[:, None] == extra_labels[None, :], axis=1)
+        if contrast_labels is not None:  # or one among the extra entries
+            has_positive |= tf.reduce_any(global_ids[:, None] == contrast_labels[None, :], axis=1)
         count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(has_positive, tf.int32)),
                         total.dtype)  # fmt: skip
         total = total * n_replicas
@@ -347,51 +349,52 @@ def _check_inputs(
 def _check_extra(
     features: tf.Tensor,
     labels: tf.Tensor | None,
-    extra_features: tf.Tensor | None,
-    extra_labels: tf.Tensor | None,
+    contrast_features: tf.Tensor | None,
+    contrast_labels: tf.Tensor | None,
 ) -> tuple[tf.Tensor | None, tf.Tensor | None]:
     """Validate the extra contrast entries; cast them to the features' dtype and int64."""
-    if extra_features is None:
-        if extra_labels is not None:
-            raise ValueError("extra_labels given without extra_features")
+    if contrast_features is None:
+        if contrast_labels is not None:
+            raise ValueError("contrast_labels given without contrast_features")
         return None, None
-    extra_features = tf.convert_to_tensor(extra_features)
-    if not extra_features.dtype.is_floating:
-        raise ValueError(f"extra_features must be floating point, got {extra_features.dtype.name}")
-    if extra_features.shape.rank != 2:
+    contrast_features = tf.convert_to_tensor(contrast_features)
+    if not contrast_features.dtype.is_floating:
         raise ValueError(
-            f"extra_features must have rank 2 (n_extra, dim), got shape {extra_features.shape}"
+            f"contrast_features must be floating point, got {contrast_features.dtype.name}"
         )
-    dim, extra_dim = features.shape[-1], extra_features.shape[-1]
+    if contrast_features.shape.rank != 2:
+        raise ValueError(f"contrast_features must have rank 2 (n_extra, dim), got shape "
+                         f"{contrast_features.shape}")  # fmt: skip
+    dim, extra_dim = features.shape[-1], contrast_features.shape[-1]
     if dim is not None and extra_dim is not None and dim != extra_dim:
-        raise ValueError(f"extra_features have dim {extra_dim} but features have dim {dim}")
-    extra_features = _assert_finite(
-        tf.cast(extra_features, features.dtype), "extra_features contain NaN or inf"
+        raise ValueError(f"contrast_features have dim {extra_dim} but features have dim {dim}")
+    contrast_features = _assert_finite(
+        tf.cast(contrast_features, features.dtype), "contrast_features contain NaN or inf"
     )
 
     if labels is None:
-        if extra_labels is not None:
+        if contrast_labels is not None:
             raise ValueError(
-                "extra_labels given without labels: without labels (SimCLR) every extra entry "
+                "contrast_labels given without labels: without labels (SimCLR) every extra entry "
                 "is a negative"
             )
-        return extra_features, None
-    if extra_labels is None:
-        raise ValueError("extra_labels are required with labels and extra_features")
-    extra_labels = tf.convert_to_tensor(extra_labels)
-    if extra_labels.shape.rank != 1:
+        return contrast_features, None
+    if contrast_labels is None:
+        raise ValueError("contrast_labels are required with labels and contrast_features")
+    contrast_labels = tf.convert_to_tensor(contrast_labels)
+    if contrast_labels.shape.rank != 1:
         raise ValueError(
-            f"extra_labels must have rank 1 (n_extra,), got shape {extra_labels.shape}"
+            f"contrast_labels must have rank 1 (n_extra,), got shape {contrast_labels.shape}"
         )
-    if not extra_labels.dtype.is_integer:
-        raise ValueError(f"extra_labels must be integers, got {extra_labels.dtype.name}")
-    extra_labels = _assert_same_length(
-        extra_labels,
-        extra_features,
-        "extra_labels have length {} but extra_features have {} rows",
-        "extra_labels length differs from the number of extra_features",
+    if not contrast_labels.dtype.is_integer:
+        raise ValueError(f"contrast_labels must be integers, got {contrast_labels.dtype.name}")
+    contrast_labels = _assert_same_length(
+        contrast_labels,
+        contrast_features,
+        "contrast_labels have length {} but contrast_features have {} rows",
+        "contrast_labels length differs from the number of contrast_features",
     )
-    return extra_features, tf.cast(extra_labels, tf.int64)
+    return contrast_features, tf.cast(contrast_labels, tf.int64)
 
 
 def _assert_finite(x: tf.Tensor, message: str) -> tf.Tensor:

@@ -10,11 +10,11 @@ memory bank of 8192 keys at batch size 256 it reached 79.1% top-1 on ImageNet.
 This module's version, :class:`MoCoSupConModel`:
 
 - The anchors are the query projections of every view of the batch. Their contrast set is the
-  batch's query projections, with gradients, exactly as in plain SupCon, plus the queue's keys as
-  extra, gradient-free entries (``supcon_loss(..., extra_features=, extra_labels=)``). Positives
-  are the entries of the anchor's class, in the batch and in the queue alike. So with an empty
-  queue the loss *is* ``supcon_loss``, and the queue only adds entries to A(i) and P(i). Without
-  labels, queue entries are negatives only (the MoCo case; the positive is the other view).
+  batch's query projections, with gradients, exactly as in plain SupCon, plus the queue's keys
+  as extra, gradient-free entries (``supcon_loss(..., contrast_features=, contrast_labels=)``).
+  Positives are the entries of the anchor's class, in the batch and in the queue alike. So with an
+  empty queue the loss *is* ``supcon_loss``, and the queue only adds entries to A(i) and P(i).
+  Without labels, queue entries are negatives only (the MoCo case; the positive is the other view).
 - After the gradient step, the key encoder and head move towards the query ones,
   ``key = m * key + (1 - m) * query``, in every variable, batch-norm moving statistics included;
   then they embed the batch's views, whose keys and labels are enqueued, oldest overwritten. The
@@ -176,8 +176,8 @@ class MoCoSupConModel(keras.Model):
             labels,
             temperature=self.temperature,
             variant=self.variant,
-            extra_features=keys,
-            extra_labels=None if labels is None else key_labels,
+            contrast_features=keys,
+            contrast_labels=None if labels is None else key_labels,
         )
 
     def update_key_networks(self) -> None:

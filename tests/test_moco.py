@@ -10,13 +10,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from keras import layers
 
 from supcon_utils import data, moco, models
 from supcon_utils.losses import supcon_loss
 
 
-def naive_loss(features, labels, extra, extra_labels, temperature, variant):
+def naive_loss(features, labels, extra, contrast_labels, temperature, variant):
     """Eq. 2 ("out") or eq. 3 ("in") by explicit loops in float64, with extra contrast entries.
 
     Anchors: every view of the batch. A(i): every other view, and every extra entry. Classes: the
@@ -34,7 +36,9 @@ def naive_loss(features, labels, extra, extra_labels, temperature, variant):
         for v in range(n_views)
     ]
     n_anchors = len(entries)
-    entries += [(unit(e), None if labels is None else extra_labels[k]) for k, e in enumerate(extra)]
+    entries += [
+        (unit(e), None if labels is None else contrast_labels[k]) for k, e in enumerate(extra)
+    ]
     per_anchor = []
     for a in range(n_anchors):
         z, cls = entries[a]
@@ -108,11 +112,14 @@ def test_partly_filled_queue_contributes_only_its_filled_entries(batch):
     model.queue.enqueue(keys, key_labels)
     z = model(views)
     value = float(model.loss_with_queue(z, labels))
-    expected = supcon_loss(z, labels, extra_features=keys, extra_labels=key_labels)
+    expected = supcon_loss(z, labels, contrast_features=keys, contrast_labels=key_labels)
     np.testing.assert_allclose(value, float(expected), rtol=1e-6)
     # The 6 empty (zero) slots would have changed the value.
     padded = supcon_loss(
-        z, labels, extra_features=model.queue.keys.value, extra_labels=model.queue.labels.value
+        z,
+        labels,
+        contrast_features=model.queue.keys.value,
+        contrast_labels=model.queue.labels.value,
     )
     assert not np.isclose(value, float(padded), rtol=1e-3)
 
@@ -128,10 +135,33 @@ def test_empty_queue_gives_plain_supcon_loss(batch, with_labels):
     z = model(views, training=True)
     expected = float(supcon_loss(z, labels))
     np.testing.assert_allclose(float(model.loss_with_queue(z, labels)), expected, rtol=1e-6)
-    no_rows = dict(extra_features=tf.zeros((0, 128)))
+    no_rows = dict(contrast_features=tf.zeros((0, 128)))
     if with_labels:
-        no_rows["extra_labels"] = tf.zeros((0,), tf.int64)
+        no_rows["contrast_labels"] = tf.zeros((0,), tf.int64)
     np.testing.assert_allclose(float(supcon_loss(z, labels, **no_rows)), expected, rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 6),
+    n_views=st.integers(1, 2),
+    queue=st.integers(0, 256),
+    variant=st.sampled_from(["out", "in"]),
+    with_labels=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_loss_with_a_contrast_set_of_0_to_256_entries_matches_the_naive_loop(
+    batch, n_views, queue, variant, with_labels, seed
+):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(batch, n_views, 4))
+    labels = rng.integers(0, 4, batch) if with_labels else None
+    keys, key_labels = rng.normal(size=(queue, 4)), rng.integers(0, 4, queue)
+    options = dict(temperature=float(rng.uniform(0.05, 1.0)), variant=variant)
+    value = supcon_loss(features, labels, contrast_features=keys,
+                        contrast_labels=key_labels if with_labels else None, **options)  # fmt: skip
+    expected = naive_loss(features, labels, keys, key_labels, **options)
+    np.testing.assert_allclose(float(value), expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("n_views", [1, 2])
@@ -143,17 +173,17 @@ def test_loss_with_queue_matches_naive_loop(with_labels, variant, n_views):
     # With one view, class 1's only positive is in the queue and class 2 has none anywhere.
     labels = np.array([0, 0, 1, 2, 3, 3])
     extra = rng.normal(size=(7, 5))
-    extra_labels = np.array([1, 0, 7, 1, 3, 7, 0])
+    contrast_labels = np.array([1, 0, 7, 1, 3, 7, 0])
     options = dict(temperature=0.2, variant=variant)
     y = labels if with_labels else None
     value = supcon_loss(
         features,
         y,
-        extra_features=extra,
-        extra_labels=extra_labels if with_labels else None,
+        contrast_features=extra,
+        contrast_labels=contrast_labels if with_labels else None,
         **options,
     )
-    expected = naive_loss(features, y, extra, extra_labels, **options)
+    expected = naive_loss(features, y, extra, contrast_labels, **options)
     np.testing.assert_allclose(float(value), expected, rtol=1e-10)
     if with_labels or n_views > 1:  # else no anchor has a positive (the extras are negatives)
         assert not np.isclose(float(value), float(supcon_loss(features, y, **options)))
@@ -166,7 +196,7 @@ def test_queue_entries_get_no_gradient():
     features, extra = tf.constant(rng.normal(size=(4, 2, 3))), tf.constant(rng.normal(size=(5, 3)))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([features, extra])
-        loss = supcon_loss(features, [0, 1, 0, 1], extra_features=extra, extra_labels=[1] * 5)
+        loss = supcon_loss(features, [0, 1, 0, 1], contrast_features=extra, contrast_labels=[1] * 5)
     assert tape.gradient(loss, extra) is None
     assert np.isfinite(tape.gradient(loss, features).numpy()).all()
 
@@ -177,8 +207,8 @@ def test_queue_under_mirrored_strategy_matches_single_device(two_replicas):
     strategy = two_replicas
     rng = np.random.default_rng(5)
     features, labels = rng.normal(size=(4, 1, 3)), np.array([0, 1, 0, 2])
-    extra, extra_labels = rng.normal(size=(3, 3)), np.array([2, 5, 0])
-    options = dict(temperature=0.5, extra_features=extra, extra_labels=extra_labels)
+    extra, contrast_labels = rng.normal(size=(3, 3)), np.array([2, 5, 0])
+    options = dict(temperature=0.5, contrast_features=extra, contrast_labels=contrast_labels)
 
     def shard(array):
         return strategy.experimental_distribute_values_from_function(
@@ -189,7 +219,7 @@ def test_queue_under_mirrored_strategy_matches_single_device(two_replicas):
         lambda x, y: strategy.run(lambda a, b: supcon_loss(a, b, **options), args=(x, y))
     )
     per_replica = strategy.experimental_local_results(run(shard(features), shard(labels)))
-    expected = naive_loss(features, labels, extra, extra_labels, 0.5, "out")
+    expected = naive_loss(features, labels, extra, contrast_labels, 0.5, "out")
     np.testing.assert_allclose(np.mean([float(v) for v in per_replica]), expected, rtol=1e-10)
     np.testing.assert_allclose(
         float(supcon_loss(features, labels, **options)), expected, rtol=1e-10
@@ -265,6 +295,17 @@ def test_fit_on_the_data_pipeline_with_and_without_labels():
         assert np.isfinite(model.evaluate(ds, verbose=0))
 
 
+def test_each_step_enqueues_each_of_its_keys_once(batch):
+    views, labels = batch
+    model = _tiny_model(queue_size=64)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.fit(views, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 2 steps
+    keys, key_labels = (t.numpy() for t in model.queue.contents())
+    assert len(keys) == int(model.queue.n_enqueued.value) == 16 * 2  # every view of both steps
+    assert len(np.unique(keys.round(5), axis=0)) == len(keys)  # no key twice
+    np.testing.assert_array_equal(key_labels, np.repeat(labels, 2))  # in order, image-major
+
+
 @pytest.mark.slow  # 10 training steps
 def test_fit_lowers_the_loss(batch):
     views, labels = batch
@@ -319,23 +360,26 @@ _NAN[2, 1] = np.nan
 @pytest.mark.parametrize(
     ("labels", "extra", "match"),
     [
-        (_LABELS, dict(extra_features=np.ones((5, 3)), extra_labels=np.arange(4)),
-         "extra_labels have length 4 but extra_features have 5 rows"),
-        (_LABELS, dict(extra_features=np.ones((5, 4)), extra_labels=np.arange(5)),
-         "extra_features have dim 4 but features have dim 3"),
-        (_LABELS, dict(extra_features=np.ones((5, 1, 3)), extra_labels=np.arange(5)),
-         r"extra_features must have rank 2 .*\(5, 1, 3\)"),
-        (_LABELS, dict(extra_features=np.ones((5, 3), np.int32), extra_labels=np.arange(5)),
-         "extra_features must be floating point"),
-        (_LABELS, dict(extra_features=_NAN, extra_labels=np.arange(5)), "extra_features .*NaN"),
-        (_LABELS, dict(extra_features=np.ones((5, 3)), extra_labels=np.ones(5)),
-         "extra_labels must be integers"),
-        (_LABELS, dict(extra_features=np.ones((5, 3)), extra_labels=np.ones((5, 1), int)),
-         "extra_labels must have rank 1"),
-        (_LABELS, dict(extra_features=np.ones((5, 3))), "extra_labels are required with labels"),
-        (None, dict(extra_features=np.ones((5, 3)), extra_labels=np.arange(5)),
-         "extra_labels given without labels"),
-        (_LABELS, dict(extra_labels=np.arange(5)), "extra_labels given without extra_features"),
+        (_LABELS, dict(contrast_features=np.ones((5, 3)), contrast_labels=np.arange(4)),
+         "contrast_labels have length 4 but contrast_features have 5 rows"),
+        (_LABELS, dict(contrast_features=np.ones((5, 4)), contrast_labels=np.arange(5)),
+         "contrast_features have dim 4 but features have dim 3"),
+        (_LABELS, dict(contrast_features=np.ones((5, 1, 3)), contrast_labels=np.arange(5)),
+         r"contrast_features must have rank 2 .*\(5, 1, 3\)"),
+        (_LABELS, dict(contrast_features=np.ones((5, 3), np.int32), contrast_labels=np.arange(5)),
+         "contrast_features must be floating point"),
+        (_LABELS, dict(contrast_features=_NAN, contrast_labels=np.arange(5)),
+         "contrast_features .*NaN"),
+        (_LABELS, dict(contrast_features=np.ones((5, 3)), contrast_labels=np.ones(5)),
+         "contrast_labels must be integers"),
+        (_LABELS, dict(contrast_features=np.ones((5, 3)), contrast_labels=np.ones((5, 1), int)),
+         "contrast_labels must have rank 1"),
+        (_LABELS, dict(contrast_features=np.ones((5, 3))),
+         "contrast_labels are required with labels"),
+        (None, dict(contrast_features=np.ones((5, 3)), contrast_labels=np.arange(5)),
+         "contrast_labels given without labels"),
+        (_LABELS, dict(contrast_labels=np.arange(5)),
+         "contrast_labels given without contrast_features"),
     ],
 )  # fmt: skip
 def test_bad_extra_entries_raise_value_error(labels, extra, match):
@@ -345,13 +389,13 @@ def test_bad_extra_entries_raise_value_error(labels, extra, match):
 
 def test_graph_checks_extra_lengths_at_run_time():
     loss = tf.function(
-        lambda x, y, e, el: supcon_loss(x, y, extra_features=e, extra_labels=el),
+        lambda x, y, e, el: supcon_loss(x, y, contrast_features=e, contrast_labels=el),
         input_signature=[
             tf.TensorSpec([None, 2, 3]), tf.TensorSpec([None], tf.int64),
             tf.TensorSpec([None, 3]), tf.TensorSpec([None], tf.int64),
         ],
     )  # fmt: skip
-    with pytest.raises(tf.errors.InvalidArgumentError, match="extra_labels length"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="contrast_labels length"):
         loss(_FEATURES, _LABELS, tf.ones((5, 3)), tf.range(4, dtype=tf.int64))
 
 
