@@ -357,12 +357,13 @@ def sweep_lines(
 
     ``metrics`` maps a column to a panel title (e.g. ``{"supcon/metrics/test_accuracy":
     "SupCon + probe"}``); ``hue`` is a second swept parameter, one line per value. A log x axis
-    when ``x`` spans more than a factor of 5.
+    when ``x`` spans more than a factor of 5. Rows repeated at one ``x`` (seeds) give the mean,
+    with a band of +- one standard deviation.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False,
                              sharey=True)  # fmt: skip
     for ax, (column, title) in zip(axes[0], metrics.items(), strict=True):
-        sns.lineplot(data=table, x=x, y=column, hue=hue, marker="o", ax=ax,
+        sns.lineplot(data=table, x=x, y=column, hue=hue, marker="o", ax=ax, errorbar="sd",
                      palette="viridis" if hue else None)  # fmt: skip
         values = table[x].astype(float)
         if values.min() > 0 and values.max() / values.min() > 5:
@@ -370,6 +371,29 @@ def sweep_lines(
             ax.set_xticks(sorted(values.unique()), [f"{v:g}" for v in sorted(values.unique())])
         ax.set_title(title)
         ax.set_ylabel("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(table: pd.DataFrame, label: str, metrics: Mapping[str, str]) -> plt.Figure:
+    """Bars of each metric for each value of ``label`` (e.g. a recipe's name), side by side.
+
+    ``metrics`` maps a column of ``table`` (e.g. ``sweep.config_sweep``'s ``test_accuracy``) to
+    its legend entry. Rows repeated for one label (seeds) give the mean, with a +- one standard
+    deviation bar. The value is printed on each bar; the y axis starts near the lowest bar so
+    that differences of a point are visible.
+    """
+    long = table.melt(id_vars=[label], value_vars=list(metrics), var_name="metric",
+                      value_name="accuracy").replace({"metric": dict(metrics)})  # fmt: skip
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * table[label].nunique()), 3.8))
+    sns.barplot(data=long, x=label, y="accuracy", hue="metric", errorbar="sd", ax=ax)
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    low = float(long.accuracy.min())
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, float(long.accuracy.max()) + 0.03))
+    ax.set_xlabel("")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

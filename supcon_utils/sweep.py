@@ -47,6 +47,7 @@ def config_sweep(
     run_dir: str | Path,
     *,
     kind: str = "supcon",
+    table_file: str = "sweep.csv",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train ``kind`` at ``base`` with each point's overrides; one table.
@@ -57,7 +58,7 @@ def config_sweep(
     the same configuration share one run. A point that fails (diverges, runs out of memory, ...)
     is recorded with its error and the sweep goes on; calling again retries it and loads the rest.
 
-    The table, also saved as ``run_dir/sweep.csv``, has a row per point: every key of any point
+    The table, also saved as ``run_dir/table_file``, has a row per point: every key of any point
     (with the value the run used), ``kind``, ``point`` (the folder), ``error`` (None if it
     trained), ``test_accuracy`` (the run's own: SupCon's linear probe, a classifier's logits),
     ``knn_accuracy`` (the last epoch's k-NN test accuracy, see ``training.TestAccuracy``; for
@@ -105,7 +106,7 @@ def config_sweep(
         rows.append(row)
     table = pd.DataFrame(rows)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(run_dir) / "sweep.csv", index=False)
+    table.to_csv(Path(run_dir) / table_file, index=False)
     return table
 
 

@@ -141,3 +141,18 @@ def test_corruption_examples_one_row_per_corruption_one_column_per_severity():
         *(f"severity {s}" for s in range(1, 6)),
     ]
     assert [fig.axes[i].get_ylabel() for i in (0, 6)] == ["noise", "blur"]
+
+
+def test_ablation_bars_one_bar_per_label_and_metric_with_values():
+    table = pd.DataFrame(
+        [{"recipe": r, "seed": s, "probe": 0.8 + i / 100 + s / 500, "knn": 0.7 + i / 100}
+         for i, r in enumerate(("L_out", "L_in", "SimCLR")) for s in (0, 1)]
+    )  # fmt: skip
+    fig = plots.ablation_bars(table, "recipe", {"probe": "linear probe", "knn": "20-NN"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["L_out", "L_in", "SimCLR"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["linear probe", "20-NN"]
+    heights = [[round(b.get_height(), 4) for b in bars] for bars in ax.containers]
+    assert heights == [[0.801, 0.811, 0.821], [0.7, 0.71, 0.72]]  # means over the seeds
+    assert ax.texts[0].get_text() == "0.801"  # values printed on the bars (means)
+    assert ax.get_ylim()[0] == pytest.approx(0.6)

@@ -191,9 +191,11 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
 
     # Again: every finished run is loaded, not trained (its files are untouched).
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("results.json")}
-    again = sweep.config_sweep(points, base, tmp_path, progress=False)
+    again = sweep.config_sweep(points, base, tmp_path, table_file="again.csv", progress=False)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("results.json")} == stamps
     pd.testing.assert_frame_equal(again, table)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"),
+                                  pd.read_csv(tmp_path / "sweep.csv"))  # fmt: skip
 
 
 def test_config_sweep_refuses_unknown_keys_and_kinds_before_training(tmp_path):
