@@ -7,8 +7,10 @@ is fair. The kinds of run:
 - ``supcon``: SupCon pretraining of encoder + projection head, then a linear probe on the frozen
   encoder (the paper's two stages);
 - ``cross_entropy``: encoder + linear classifier trained end to end with cross-entropy;
-- ``hybrid``: one stage, SupCon plus ``ce_weight`` times cross-entropy on a linear classifier of
-  the encoder's features; with ``stop_gradient`` the cross-entropy does not reach the encoder;
+- ``hybrid``: one stage, cross-entropy on a linear classifier of the encoder's features (of both
+  views) plus ``supcon_weight`` times SupCon on the projection head; ``supcon_weight=0`` is the
+  cross-entropy recipe on two views; with ``stop_gradient`` the cross-entropy trains the
+  classifier only, not the encoder (SupCon pretraining with a probe fitted in the same pass);
 - ``finetune``: the finished ``supcon`` run of the same ``run_dir`` (trained first if missing),
   then encoder and probe trained end to end with cross-entropy for ``finetune_epochs`` epochs at
   the low learning rate ``finetune_lr``;
@@ -53,7 +55,7 @@ KNN_REFERENCE = 10_000
 KNN_K = 20
 # Knobs of the joint and momentum recipes: they do not change a supcon or cross_entropy run.
 _JOINT_KNOBS = (
-    "ce_weight",
+    "supcon_weight",
     "stop_gradient",
     "finetune_epochs",
     "finetune_lr",
@@ -83,7 +85,7 @@ class Config:
     # False: SimCLR (the paper's eq. 1): the loss ignores the labels, the other view of an image is
     # its one positive. The linear probe still reads labels. supcon, moco and finetune kinds only.
     use_labels: bool = True
-    ce_weight: float = 1.0  # hybrid: weight of the cross-entropy term next to SupCon's
+    supcon_weight: float = 1.0  # hybrid: lambda in loss = cross-entropy + lambda * SupCon
     stop_gradient: bool = False  # hybrid: keep the cross-entropy gradient out of the encoder
     finetune_epochs: int = 2  # finetune: epochs of end-to-end cross-entropy after SupCon
     finetune_lr: float = 1e-4  # finetune: its peak learning rate (cosine decay to 0)
@@ -481,20 +483,34 @@ def _train_cross_entropy(cfg, train, callbacks, verbose) -> dict[str, keras.Mode
     return {"encoder": encoder, "classifier": classifier}
 
 
-def _train_hybrid(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
-    input_shape = train[0].shape[1:]
+def hybrid_model(
+    cfg: Config, input_shape: Sequence[int], n_classes: int, n_images: int
+) -> models.HybridModel:
+    """The hybrid recipe's model, compiled: cross-entropy + ``cfg.supcon_weight`` x SupCon.
+
+    Fed ``(views, {"projection": labels, "logits": labels repeated per view})``; ``n_images``
+    sets the learning-rate schedule's length.
+    """
+    if cfg.supcon_weight < 0:
+        raise ValueError(f"supcon_weight must be >= 0, got {cfg.supcon_weight}")
     encoder = models.build_encoder(cfg.encoder, input_shape)
     head = models.projection_head(encoder.output_shape[-1])
-    classifier = models.linear_classifier(encoder.output_shape[-1], int(train[1].max()) + 1)
+    classifier = models.linear_classifier(encoder.output_shape[-1], n_classes)
     model = models.HybridModel(encoder, head, classifier, stop_gradient=cfg.stop_gradient)
     model.compile(
-        optimizer=_optimizer(cfg, len(train[0])),
+        optimizer=_optimizer(cfg, n_images),
         loss={"projection": _supcon_loss(cfg),
               "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-        loss_weights={"projection": 1.0, "logits": cfg.ce_weight},
+        loss_weights={"projection": cfg.supcon_weight, "logits": 1.0},
         metrics={"logits": ["accuracy"]},
         jit_compile=cfg.jit_compile,
     )  # fmt: skip
+    return model
+
+
+def _train_hybrid(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
+    model = hybrid_model(cfg, train[0].shape[1:], int(train[1].max()) + 1, len(train[0]))
+    encoder, head, classifier = model.encoder, model.head, model.classifier
 
     def per_output(views, y):  # SupCon takes one label per image, cross-entropy one per view
         return views, {"projection": y, "logits": tf.repeat(y[:, None], cfg.n_views, axis=1)}

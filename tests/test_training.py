@@ -144,14 +144,17 @@ def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
     assert "removed_knob: 1 there" in training._config_differences(
         saved | {"removed_knob": 1}, wanted
     )
-    assert training._config_differences(saved | {"ce_weight": 2.0}, wanted, ("ce_weight",)) == ""
+    assert (
+        training._config_differences(saved | {"supcon_weight": 2.0}, wanted, ("supcon_weight",))
+        == ""
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_gradient", [False, True])
 def test_hybrid_run_trains_both_heads(tmp_path, stop_gradient):
     # 12 steps: a learning rate high enough for the online linear head to learn in them.
-    cfg = training.config("quick", **TINY, stop_gradient=stop_gradient, ce_weight=0.5,
+    cfg = training.config("quick", **TINY, stop_gradient=stop_gradient, supcon_weight=0.5,
                           learning_rate=1e-2)  # fmt: skip
     results = training.run("hybrid", cfg, tmp_path, verbose=0)
     assert set(results["models"]) == {"encoder", "projection_head", "classifier"}
@@ -326,3 +329,38 @@ def test_simclr_and_one_anchor_view_change_the_loss_and_cross_entropy_refuses_no
             training.run(kind, dataclasses.replace(base, use_labels=False), tmp_path / kind)
     with pytest.raises(ValueError, match="contrast_mode must be 'all'"):
         training.run("moco", dataclasses.replace(base, contrast_mode="one"), tmp_path / "moco")
+
+
+def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
+    """lambda = 0: the hybrid loss is the cross-entropy of every view, and one SGD step moves the
+    encoder and classifier exactly as the cross-entropy model's step on the same views does."""
+    rng = np.random.default_rng(0)
+    views = rng.random((16, 2, 8, 8, 1)).astype("float32")
+    labels = np.arange(16) % 4
+    targets = {"projection": labels, "logits": np.repeat(labels[:, None], 2, axis=1)}
+    images, image_labels = views.reshape(32, 8, 8, 1), np.repeat(labels, 2)  # image-major
+    sgd = dict(optimizer="sgd", learning_rate=0.1, weight_decay=0.0)
+    losses = {}
+    for weight in (0.0, 0.5):
+        cfg = training.config("quick", **TINY, supcon_weight=weight, **sgd)
+        keras.utils.set_random_seed(0)
+        hybrid = training.hybrid_model(cfg, (8, 8, 1), 4, 256)
+        copies = [keras.models.clone_model(m) for m in (hybrid.encoder, hybrid.classifier)]
+        for copy, original in zip(copies, (hybrid.encoder, hybrid.classifier), strict=True):
+            copy.set_weights(original.get_weights())
+        inputs = keras.Input((8, 8, 1))
+        ce = keras.Model(inputs, copies[1](copies[0](inputs)))
+        ce.compile(optimizer=training._optimizer(cfg, 256),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+        losses[weight] = (hybrid.train_on_batch(views, targets, return_dict=True)["loss"],
+                          ce.train_on_batch(images, image_labels))  # fmt: skip
+        if weight == 0.0:
+            for copy, original in zip(copies, (hybrid.encoder, hybrid.classifier), strict=True):
+                for a, b in zip(original.get_weights(), copy.get_weights(), strict=True):
+                    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert losses[0.0][0] == pytest.approx(losses[0.0][1], rel=1e-6)
+    assert losses[0.5][0] > losses[0.5][1] + 0.5  # SupCon's term (about ln 31) counts now
+    with pytest.raises(ValueError, match="supcon_weight must be >= 0"):
+        training.hybrid_model(
+            training.config("quick", **TINY, supcon_weight=-1.0), (8, 8, 1), 4, 256
+        )
