@@ -62,7 +62,8 @@ def config_sweep(
     (with the value the run used), ``kind``, ``point`` (the folder), ``error`` (None if it
     trained), ``test_accuracy`` (the run's own: SupCon's linear probe, a classifier's logits),
     ``knn_accuracy`` (the last epoch's k-NN test accuracy, see ``training.TestAccuracy``; for
-    SupCon, MoCo and hybrid runs only) and ``wall_time_s`` (of training, when first trained).
+    SupCon, MoCo and hybrid runs only; measured after the last epoch only, to save time) and
+    ``wall_time_s`` (of training, when first trained).
     Unknown keys or kinds, and a ``base`` that is not a Config, raise ValueError before any run.
     """
     from tqdm import tqdm
@@ -93,7 +94,8 @@ def config_sweep(
                "error": None, "test_accuracy": None, "knn_accuracy": None,
                "wall_time_s": None}  # fmt: skip
         try:
-            results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0)
+            results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0,
+                                   test_every=cfg.epochs)  # fmt: skip
         except Exception as exc:  # the other points still run; the error is in the table
             row["error"] = f"{type(exc).__name__}: {exc}"
             print(f"{folder} ({point_kind}) FAILED: {row['error']}", flush=True)

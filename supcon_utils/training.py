@@ -165,6 +165,7 @@ def run(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 2,
     strategy: tf.distribute.Strategy | None = None,
+    test_every: int = 1,
 ) -> dict[str, Any]:
     """Train ``kind`` (one of :data:`KINDS`) into ``run_dir/kind``, or load it if done.
 
@@ -179,6 +180,9 @@ def run(
     replicas' features) and batch norm uses the global batch's statistics, so the training step
     is the one-device step (``tests/test_training.py`` checks it on two CPU replicas). The
     learning rate is not rescaled: scale ``cfg.learning_rate`` with the global batch if you grow it.
+
+    ``test_every``: the test accuracy of :class:`TestAccuracy` is measured every this many epochs
+    and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the last only.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -216,7 +220,7 @@ def run(
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
-        TestAccuracy(_test_scorer(kind, cfg, train, test), history(out)),  # before the CSV log
+        TestAccuracy(_test_scorer(kind, cfg, train, test), history(out), every=test_every),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
@@ -263,14 +267,22 @@ class TestAccuracy(keras.callbacks.Callback):
     the classifier's for cross-entropy, a k-NN vote of the frozen encoder's features for SupCon).
     ``elapsed_s`` counts the seconds spent in training epochs since the run started, resumptions
     included (``previous``: the rows already in ``history.csv``) and scoring excluded, so that
-    accuracy can be read against a training budget in wall time.
+    accuracy can be read against a training budget in wall time. With ``every`` above 1 the test
+    accuracy is measured every ``every`` epochs and after the last one, NaN in between. It must
+    come before the ``CSVLogger`` in the callbacks, so that the log has both columns.
     """
 
     def __init__(
-        self, score: Callable[[keras.Model], float], previous: Sequence[dict[str, float]] = ()
+        self,
+        score: Callable[[keras.Model], float],
+        previous: Sequence[dict[str, float]] = (),
+        every: int = 1,
     ) -> None:
         super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
         self.score = score
+        self.every = every
         self.elapsed = float(previous[-1].get("elapsed_s", 0.0)) if previous else 0.0
         self.epoch_start = 0.0
 
@@ -281,7 +293,9 @@ class TestAccuracy(keras.callbacks.Callback):
         self.elapsed += time.perf_counter() - self.epoch_start
         if logs is not None:
             logs["elapsed_s"] = round(self.elapsed, 2)
-            logs["test_accuracy"] = self.score(self.model)
+            last = epoch + 1 == self.params.get("epochs")
+            due = (epoch + 1) % self.every == 0 or last
+            logs["test_accuracy"] = self.score(self.model) if due else float("nan")
 
 
 def _test_scorer(

@@ -364,3 +364,19 @@ def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
         training.hybrid_model(
             training.config("quick", **TINY, supcon_weight=-1.0), (8, 8, 1), 4, 256
         )
+
+
+def test_test_accuracy_every_k_epochs_and_after_the_last():
+    scored = []
+    callback = training.TestAccuracy(lambda model: len(scored.append(1) or scored) / 10, every=2)
+    callback.set_params({"epochs": 5})
+    logged = []
+    for epoch in range(5):
+        logs = {}
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, logs)
+        logged.append(logs["test_accuracy"])
+    assert np.isnan(logged[0]) and np.isnan(logged[2])
+    assert [logged[1], logged[3], logged[4]] == [0.1, 0.2, 0.3]  # epochs 2, 4 and the last, 5
+    with pytest.raises(ValueError, match="every must be at least 1"):
+        training.TestAccuracy(lambda model: 0.0, every=0)
