@@ -226,10 +226,10 @@ finals.groupby("kind").agg(["mean", "std"]).round(4)
 
 # %% [markdown]
 # In the committed run (one seed), SupCon's representation is ahead early: after its first epoch
-# (49 s) its k-NN accuracy is 83.1%, where cross-entropy's classifier is at 80.5% after 54 s. From
-# about 67 s on (the dotted line) cross-entropy leads at equal time: it finishes its 6 epochs at
-# 87.9% in 151 s of training, when SupCon's k-NN accuracy is near 87.3%; SupCon's reaches 87.8%
-# at 240 s (its linear probe, the table above, 87.4%). Counted in epochs the two stay within a
+# (32 s) its k-NN accuracy is 83.1%, where cross-entropy's classifier is at 80.5% after 38 s. From
+# about 48 s on (the dotted line) cross-entropy leads at equal time: it finishes its 6 epochs at
+# 87.9% in 97 s of training, when SupCon's k-NN accuracy is near 86.7%; SupCon's reaches 87.8%
+# at 179 s (its linear probe, the table above, 87.4%). Counted in epochs the two stay within a
 # point of each other from the third on. Both curves are still rising, so neither recipe has
 # reached its plateau at this budget, and one seed cannot say whether the order holds: run with
 # `n_seeds=3` for a band. The README's run of it (seeds 0 to 2): cross-entropy 87.89% +- 0.19,

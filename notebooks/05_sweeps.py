@@ -36,9 +36,11 @@
 #
 # **The budget**: every run trains the small ResNet of notebook 03 with SupCon on 4,000
 # Fashion-MNIST training images (a stratified subset) for 3 epochs, one seed: ten runs,
-# **508 s** with papermill on a 2-core CPU (measured 2026-11-30). That is a fraction of notebook 03's
-# budget (20,000 images, 6 epochs), so absolute accuracies are lower, and a one-seed difference of
-# a point or less is within the noise. Larger budgets and several seeds (error bars) are
+# **508 s** with papermill on a 2-core CPU (measured 2026-11-30) when it trains them; executed
+# again, it loads them from `run_dir` in about a minute (the committed outputs are such a second
+# execution: the times in the tables are those of the training). That is a fraction of notebook
+# 03's budget (20,000 images, 6 epochs), so absolute accuracies are lower, and a one-seed
+# difference of a point or less is within the noise. Larger budgets and several seeds (error bars) are
 # parameters (the command is at the end).
 
 # %% tags=["parameters"]

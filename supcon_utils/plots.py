@@ -369,6 +369,7 @@ def sweep_lines(
         if values.min() > 0 and values.max() / values.min() > 5:
             ax.set_xscale("log")
             ax.set_xticks(sorted(values.unique()), [f"{v:g}" for v in sorted(values.unique())])
+            ax.minorticks_off()  # else the log axis labels its minor ticks over ours
         ax.set_title(title)
         ax.set_ylabel("test accuracy")
     fig.tight_layout()

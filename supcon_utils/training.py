@@ -56,6 +56,7 @@ KNN_K = 20
 # Knobs of the joint and momentum recipes: they do not change a supcon or cross_entropy run.
 _JOINT_KNOBS = (
     "supcon_weight",
+    "ce_weight",  # the hybrid's weight before supcon_weight replaced it, in older runs' configs
     "stop_gradient",
     "finetune_epochs",
     "finetune_lr",

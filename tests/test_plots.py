@@ -52,6 +52,9 @@ def test_sweep_lines_draw_one_line_per_hue_value():
     fig = plots.sweep_lines(table, "temperature", {"acc": "SupCon"}, hue="batch_size")
     assert len(fig.axes[0].lines) >= 2
     assert fig.axes[0].get_xscale() == "log"
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels(which="both") if t.get_text()]
+    assert labels == ["0.05", "0.5"]  # only the swept values: no minor-tick labels over them
 
 
 def test_robustness_curves_have_a_panel_per_corruption_and_the_mean():

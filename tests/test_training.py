@@ -148,6 +148,10 @@ def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
         training._config_differences(saved | {"supcon_weight": 2.0}, wanted, ("supcon_weight",))
         == ""
     )
+    # A supcon or cross_entropy run saved when the hybrid's knob was ce_weight still loads.
+    old = saved | {"ce_weight": 1.0}
+    assert "ce_weight: 1.0 there" in training._config_differences(old, wanted)
+    assert training._config_differences(old, wanted, training._JOINT_KNOBS) == ""
 
 
 @pytest.mark.slow
