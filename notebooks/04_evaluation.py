@@ -245,7 +245,7 @@ per_class.assign(difference=per_class["SupCon"] - per_class["cross-entropy"]).ro
 # So the seed's promise of "strong class-wise clustering" holds for both models, and at this CPU
 # budget SupCon does not beat cross-entropy on any accuracy. The paper's gain comes with hundreds
 # of epochs and large batches; SupCon's own loss is still falling after 6 epochs (notebook 03).
-# The `full` preset (all 60,000 images, 20 epochs) is the first place to look for it:
+# The `full` preset (all 60,000 images, 15 epochs) is the first place to look for it:
 # `make reproduce NAME=full PARAMS="-p preset=full"`.
 
 # %%
