@@ -2,7 +2,7 @@
 
     python benchmarks/recipes.py --stage lr       # learning rates at the quick preset (~20 min)
     python benchmarks/recipes.py --stage full     # cross-entropy for 30 min at full (~30 min)
-    python benchmarks/recipes.py --stage lr --tiny  # a check that it runs (seconds)
+    python benchmarks/recipes.py --stage lr --tiny  # a check that it runs (about 2 min)
 
 Each stage trains its points through ``sweep.config_sweep`` into ``runs/recipes/<stage>/``
 (resumable: a finished run is loaded, an interrupted one resumes from its last epoch), then
