@@ -1,7 +1,7 @@
 """Recipe search (issue 15): both recipes at several settings, one table of what was tried.
 
     python benchmarks/recipes.py --stage lr       # learning rates at the quick preset (~20 min)
-    python benchmarks/recipes.py --stage full     # cross-entropy for 30 min at full (~30 min)
+    python benchmarks/recipes.py --stage full     # cross-entropy, 30 epochs at full (~26 min)
     python benchmarks/recipes.py --stage lr --tiny  # a check that it runs (about 2 min)
 
 Each stage trains its points through ``sweep.config_sweep`` into ``runs/recipes/<stage>/``
