@@ -173,8 +173,11 @@ def run(
 
     Returns the results (metrics, config, wall time) and, under ``"models"``, the encoder and
     classifier (and SupCon's projection head). A run interrupted with the same configuration
-    resumes. A run of another configuration in ``run_dir/kind`` is never deleted nor reused: that
-    is a ``ValueError`` naming the settings that differ (use another ``run_dir``, or delete it).
+    resumes; its ``wall_time_s`` then adds the training seconds of the epochs done before
+    (``elapsed_s`` in ``history.csv``; their test scoring and an epoch cut short are not counted)
+    and ``resumed_after_epochs`` says how many there were. A run of another configuration in
+    ``run_dir/kind`` is never deleted nor reused: that is a ``ValueError`` naming the settings that
+    differ (use another ``run_dir``, or delete it).
 
     ``strategy`` (a ``tf.distribute`` strategy; default: the current one, one device) builds and
     trains the models in its scope. ``cfg.batch_size`` is then the global batch, split across the
@@ -219,10 +222,11 @@ def run(
     keras.utils.set_random_seed(cfg.seed)
     train, test = load_data(cfg)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    previous = history(out)  # the epochs of an interrupted run, if any
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
-        TestAccuracy(_test_scorer(kind, cfg, train, test), history(out), every=test_every),
+        TestAccuracy(_test_scorer(kind, cfg, train, test), previous, every=test_every),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
@@ -255,8 +259,9 @@ def run(
         "kind": kind,
         "metrics": metrics,
         "config": wanted,
-        "wall_time_s": round(time.perf_counter() - start, 1),
+        "wall_time_s": round(_elapsed(previous) + time.perf_counter() - start, 1),
         "epochs_completed": len(history(out)),
+        "resumed_after_epochs": len(previous),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return {**results, "models": trained}
@@ -285,7 +290,7 @@ class TestAccuracy(keras.callbacks.Callback):
             raise ValueError(f"every must be at least 1, got {every}")
         self.score = score
         self.every = every
-        self.elapsed = float(previous[-1].get("elapsed_s", 0.0)) if previous else 0.0
+        self.elapsed = _elapsed(previous)
         self.epoch_start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -407,6 +412,11 @@ def embed(encoder: keras.Model, images: np.ndarray, batch_size: int = 1024) -> n
     """Encoder features of ``images`` (uint8 or float in [0, 1]), computed in batches."""
     ds = data.make_dataset(images, None, batch_size=batch_size)
     return encoder.predict(ds, verbose=0)
+
+
+def _elapsed(rows: Sequence[dict[str, float]]) -> float:
+    """The training seconds logged by the last of a run's ``history.csv`` rows (0 if none)."""
+    return float(rows[-1].get("elapsed_s", 0.0)) if rows else 0.0
 
 
 def history(out: str | Path) -> list[dict[str, float]]:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 
 import keras
 import numpy as np
@@ -55,7 +56,9 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
     assert (tmp_path / kind / "backup").exists()
 
     epochs = _Epochs()
+    began = time.perf_counter()
     results = training.run(kind, cfg, tmp_path, callbacks=[epochs], verbose=0)
+    took = time.perf_counter() - began
     assert epochs.started == [2], "the resumed run must start after the last saved epoch"
     assert results["epochs_completed"] == cfg.epochs
     rows = training.history(tmp_path / kind)
@@ -64,6 +67,9 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
     assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in rows)
     elapsed = [row["elapsed_s"] for row in rows]
     assert 0 < elapsed[0] < elapsed[1] < elapsed[2]
+    # Its wall time adds the epochs trained before the interruption to the resumption's own.
+    assert results["resumed_after_epochs"] == 2
+    assert took < results["wall_time_s"] <= elapsed[1] + took + 0.05
     assert not (tmp_path / kind / "backup").exists()
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
 
@@ -75,6 +81,7 @@ def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path):
     out = tmp_path / "cross_entropy"
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == first["metrics"]
+    assert saved["resumed_after_epochs"] == 0
     files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
     epochs = _Epochs()
