@@ -26,7 +26,7 @@
 # **What you will learn**
 #
 # - how a contrastive pipeline turns each image into two (or more) random *views* inside
-#   `tf.data`, with Keras preprocessing layers;
+#   `tf.data`, with Keras layers whose draws are keyed by image;
 # - why each augmentation fits 28x28 grayscale clothing, and what changes for natural colour images;
 # - how fast the pipeline is, so that it never starves training;
 # - which views are positives of which: the positive mask, with labels (SupCon) and without
@@ -139,11 +139,13 @@ fig.savefig(out_dir / "augmented_views.png", dpi=120)
 # ## Put it in a `tf.data` pipeline and time it
 #
 # `data.make_dataset` shuffles, batches, makes the views and prefetches. Augmenting whole batches
-# (one call of the layers per batch, not per image) is what keeps it fast. The `map` is
-# sequential on purpose: parallel calls would draw from the layers' shared random state in no
-# fixed order, and a seeded training run would no longer repeat bit for bit.
-# The encoder of notebook 03 trains at several hundred images per second on this CPU, so the
-# pipeline must make views much faster than that.
+# (one call of the layers per batch, not per image) is what keeps it fast. Every random choice,
+# the epoch's order and each view's crop, flip, jitter and erasing, is a function of
+# `(seed, epoch, image index)`: the layers take their draws from a hash of that key
+# (`augment.image_keys`) instead of a shared random state. So the `map` can run in parallel and
+# still repeat bit for bit, and a training run resumed at epoch k sees the views the
+# uninterrupted run saw. The encoder of notebook 03 trains at several hundred images per second
+# on this CPU, so the pipeline must make views much faster than that.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

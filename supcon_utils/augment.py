@@ -7,11 +7,15 @@ horizontal flip, colour jitter applied with probability 0.8, grayscale with prob
 and scale-normalised, so that crops keep most of the garment and colour jitter reduces to
 brightness and contrast, plus random erasing as a second occlusion-like cue.
 
-Everything is a Keras preprocessing layer and runs in a `tf.data` pipeline on whole batches
-(`Dataset.batch(...).map(view_maker(...))`, as `data.make_dataset` does): every layer used here
-draws its random parameters per image, not per batch (tests/test_augment.py checks it). Keras'
-`RandomCrop` draws one crop window per batch and Keras has no resized crop, hence the small
-`RandomResizedCrop` layer below; nor does it have torchvision's `RandomApply`, hence `RandomApply`.
+Every random choice is a pure function of a key. In the training pipeline (`data.make_dataset`)
+an image's key is `(seed, epoch, image index)` and each view adds its number, so the views of an
+image are the same whatever batch it lands in, whatever order parallel `map` calls run in, and
+whether the run was resumed. The draws come from a counter-based hash of the key (SplitMix64),
+computed for the whole batch at once: each op still runs once per batch, on every image with its
+own parameters. The layers keep the distributions of the Keras layers they replace
+(`RandomFlip`, `RandomColorJitter`, `RandomErasing`, `RandomGrayscale`; tests/test_augment.py
+compares them), and each is an ordinary Keras layer: called without keys it draws fresh keys from
+its seeded generator, as any Keras preprocessing layer does.
 
 Images are float32 in [0, 1] (uint8 inputs are scaled on the way in) and keep their shape.
 """
@@ -23,6 +27,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 RECIPES = ("grayscale28", "color32")
@@ -33,54 +38,43 @@ def augmenter(
 ) -> keras.Sequential:
     """Build the view augmenter of `recipe` for images of `image_shape` `(H, W, C)`.
 
-    With an integer `seed` the layers get seeds `seed, seed + 1, ...` (one shared seed would make
-    their random streams identical, e.g. flip exactly when the crop is small); the stream is then
-    reproducible when batches are augmented in a fixed order (see `view_maker`).
+    Its layers are `KeyedLayer`s. Called as a Keras model (`augmenter(images)`), each layer draws
+    from its own generator, seeded `seed, seed + 1, ...`; `make_views(..., keys=)` drives them by
+    per-image keys instead.
     """
     height, width, channels = (int(d) for d in image_shape)
+    # One shared seed would make the layers' streams identical (flip exactly when the crop is
+    # small), hence seed, seed + 1, ...
     seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
     if recipe == "grayscale28":
         layers = [
             RandomResizedCrop(scale=(0.6, 1.0), ratio=(0.8, 1.25), seed=next(seeds)),
-            keras.layers.RandomFlip("horizontal", seed=next(seeds)),
-            RandomApply(
-                keras.layers.RandomColorJitter(
-                    value_range=(0, 1),
-                    brightness_factor=0.2,
-                    contrast_factor=0.4,
-                    seed=next(seeds),
-                ),
-                rate=0.8,
-                seed=next(seeds),
-            ),
-            # (p, p): Keras draws each image's erasing probability from this range.
-            keras.layers.RandomErasing(
-                factor=(0.25, 0.25), scale=(0.02, 0.15), value_range=(0, 1), seed=next(seeds)
-            ),
+            RandomFlip(seed=next(seeds)),
+            RandomColorJitter(brightness=0.2, contrast=(1.0, 1.4), rate=0.8, seed=next(seeds)),
+            RandomErasing(rate=0.25, scale=(0.02, 0.15), seed=next(seeds)),
         ]
     elif recipe == "color32":
         if channels != 3:
             raise ValueError(f"recipe 'color32' needs 3 channels, got image_shape={image_shape}")
         layers = [
             RandomResizedCrop(scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), seed=next(seeds)),
-            keras.layers.RandomFlip("horizontal", seed=next(seeds)),
-            RandomApply(
-                # torchvision's ColorJitter(0.4, 0.4, 0.4, 0.1) in Keras' units: brightness is
-                # additive here (multiplicative there), so +-0.2 matches x[0.6, 1.4] at mid-grey;
-                # saturation f maps to a multiplier f / (1 - f), so (0.375, 0.583) is x[0.6, 1.4];
-                # Keras halves the hue factor, so (0, 0.2) shifts hue by up to +-0.1.
-                keras.layers.RandomColorJitter(
-                    value_range=(0, 1),
-                    brightness_factor=0.2,
-                    contrast_factor=0.4,
-                    saturation_factor=(0.375, 0.583),
-                    hue_factor=(0.0, 0.2),
-                    seed=next(seeds),
-                ),
+            RandomFlip(seed=next(seeds)),
+            # torchvision's ColorJitter(0.4, 0.4, 0.4, 0.1) in Keras' units: brightness is
+            # additive here (multiplicative there), so +-0.2 matches x[0.6, 1.4] at mid-grey;
+            # saturation f maps to a multiplier f / (1 - f), so (0.375, 0.583) is x[0.6, 1.4];
+            # Keras halves the hue factor, so (0, 0.2) shifts hue by up to +-0.1. Contrast: the
+            # recipes were made with Keras' RandomColorJitter(contrast_factor=0.4), which draws
+            # x U(1, 1.4), not torchvision's x U(0.6, 1.4) (Keras clips the factor's lower
+            # bound at 0); the recipes keep the distribution they were trained and tuned with.
+            RandomColorJitter(
+                brightness=0.2,
+                contrast=(1.0, 1.4),
+                saturation=(0.375, 0.583),
+                hue=(0.0, 0.2),
                 rate=0.8,
                 seed=next(seeds),
             ),
-            keras.layers.RandomGrayscale(factor=0.2, seed=next(seeds)),
+            RandomGrayscale(rate=0.2, seed=next(seeds)),
         ]
     else:
         raise ValueError(f"unknown augmentation recipe {recipe!r}; expected one of {RECIPES}")
@@ -89,18 +83,48 @@ def augmenter(
     return model
 
 
-def make_views(images: tf.Tensor, augment: Callable, n_views: int = 2) -> tf.Tensor:
+def image_keys(seed: int, epoch: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """The key of each image of a batch: a uint64 hash of `(seed, epoch, image index)`."""
+    key = _mix(tf.fill(tf.shape(index), tf.constant(int(seed) % 2**64, tf.uint64)))
+    key = _mix(tf.bitwise.bitwise_xor(key, tf.cast(epoch, tf.uint64)))
+    return _mix(tf.bitwise.bitwise_xor(key, tf.cast(index, tf.uint64)))
+
+
+def make_views(
+    images: tf.Tensor, augment: keras.Sequential, n_views: int = 2, *, keys: tf.Tensor | None = None
+) -> tf.Tensor:
     """Turn a batch `(B, H, W, C)` into `n_views` independent views `(B, n_views, H, W, C)`.
 
-    The views of all images go through `augment` as one batch of `n_views * B` images, so each
-    view of each image gets its own random parameters at the cost of a single call.
+    The views of all images go through the layers as one batch of `n_views * B` images. With
+    `keys` (`(B,)` uint64, e.g. from `image_keys`) view `v` of image `b` is a function of
+    `(keys[b], v)` alone; without, the layers draw from their generators.
     """
     images = to_float(images)
     batch = tf.shape(images)[0]
-    views = augment(tf.concat([images] * n_views, axis=0), training=True)
+    stacked = tf.concat([images] * n_views, axis=0)
+    if keys is None:
+        views = augment(stacked, training=True)
+    else:
+        views = apply_keyed(augment, stacked, view_keys(keys, n_views))
     views = tf.reshape(views, tf.concat([[n_views, batch], tf.shape(images)[1:]], axis=0))
     perm = [1, 0] + list(range(2, images.shape.rank + 1))
     return tf.transpose(views, perm)
+
+
+def view_keys(keys: tf.Tensor, n_views: int) -> tf.Tensor:
+    """The keys of `n_views` views of each image, view-major: `(n_views * B,)`."""
+    return tf.concat(
+        [_mix(tf.bitwise.bitwise_xor(keys, tf.constant(v + 1, tf.uint64))) for v in range(n_views)],
+        axis=0,
+    )
+
+
+def apply_keyed(augment: keras.Sequential, images: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
+    """Run the layers of `augment` on `images`, each image's draws a function of its key."""
+    images = to_float(images)
+    for position, layer in enumerate(augment.layers):
+        images = layer.transform(images, uniforms(keys, position, layer.n_draws(images.shape)))
+    return images
 
 
 def view_maker(
@@ -108,11 +132,9 @@ def view_maker(
 ) -> Callable:
     """A function for `Dataset.map`: `(images, labels) -> (views, labels)` on batched data.
 
-    The Keras layers keep their random state in variables, so parallel `map` calls (AUTOTUNE)
-    interleave draws in no fixed order: results are reproducible under `seed` only with a
-    sequential `map` (no `num_parallel_calls`). Parallel calls can also read a state before
-    another call has advanced it, so now and then (about 1 batch in 100 measured) a batch reuses
-    another batch's random parameters, on other images; every view within a batch stays distinct.
+    Its draws come from the layers' generators, in the order batches are augmented: repeatable
+    under `seed` only with a sequential `map`. `data.make_dataset` keys the views by image
+    instead, which a parallel `map` keeps.
     """
     augment = augmenter(recipe, image_shape, seed=seed)
 
@@ -132,7 +154,57 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-class RandomResizedCrop(keras.layers.Layer):
+def uniforms(keys: tf.Tensor, stream: int, count: int) -> tf.Tensor:
+    """`(B, count)` float32 uniforms in [0, 1): draw `j` of `stream` for each key."""
+    counters = tf.constant(
+        [(stream << 32) + j for j in range(count)], tf.uint64
+    )  # one counter per draw, distinct across streams
+    bits = _mix(tf.bitwise.bitwise_xor(keys[:, None], _mix(counters)[None, :]))
+    # The top 24 bits: every value a float32 holds exactly, so 1.0 is never reached.
+    return tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)), tf.float32) * 2.0**-24
+
+
+def _mix(z: tf.Tensor) -> tf.Tensor:
+    """SplitMix64's output function: a bijective hash of uint64 with good avalanche."""
+    z = z + tf.constant(0x9E3779B97F4A7C15, tf.uint64)
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(30, tf.uint64)))
+    z = z * tf.constant(0xBF58476D1CE4E5B9, tf.uint64)
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(27, tf.uint64)))
+    z = z * tf.constant(0x94D049BB133111EB, tf.uint64)
+    return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(31, tf.uint64)))
+
+
+class KeyedLayer(keras.layers.Layer):
+    """An augmentation op whose random parameters come in as uniforms, one row per image.
+
+    `transform(images, u)` is the op given `u` of shape `(B, n_draws)`; `call` draws `u` from the
+    layer's `generator`, so the layer also works alone, as any Keras preprocessing layer.
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = keras.random.SeedGenerator(seed)
+        self.supports_jit = True
+
+    def n_draws(self, image_shape: Sequence[int]) -> int:
+        raise NotImplementedError
+
+    def transform(self, images: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def call(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
+        if not training:
+            return images
+        u = keras.random.uniform(
+            (tf.shape(images)[0], self.n_draws(images.shape)), seed=self.generator
+        )
+        return self.transform(to_float(images), u)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class RandomResizedCrop(KeyedLayer):
     """Crop a random box of each image and resize it back to the image size (torchvision's op).
 
     Per image: area fraction ~ U(scale), log aspect ratio (width / height) ~ U(log ratio), box
@@ -140,62 +212,120 @@ class RandomResizedCrop(keras.layers.Layer):
     of redrawn (torchvision retries 10 times), so the largest scales come out a little squarer.
     """
 
-    def __init__(
-        self,
-        scale: tuple[float, float] = (0.08, 1.0),
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
         self.scale = tuple(scale)
         self.ratio = tuple(ratio)
-        self.generator = keras.random.SeedGenerator(seed)
         # tf.image.crop_and_resize has no XLA kernel; this layer is for tf.data.
         self.supports_jit = False
 
-    def call(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
-        if not training:
-            return images
-        batch = tf.shape(images)[0]
+    def n_draws(self, image_shape):
+        return 4
 
-        def uniform(low: float, high: float) -> tf.Tensor:
-            return keras.random.uniform((batch,), low, high, seed=self.generator)
-
-        area = uniform(*self.scale)
-        aspect = tf.exp(uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+    def transform(self, images, u):
+        area = self.scale[0] + u[:, 0] * (self.scale[1] - self.scale[0])
+        low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = tf.exp(low + u[:, 1] * (high - low))
         height = tf.minimum(tf.sqrt(area / aspect), 1.0)
         width = tf.minimum(tf.sqrt(area * aspect), 1.0)
-        top = uniform(0.0, 1.0) * (1.0 - height)
-        left = uniform(0.0, 1.0) * (1.0 - width)
+        top = u[:, 2] * (1.0 - height)
+        left = u[:, 3] * (1.0 - width)
         boxes = tf.stack([top, left, top + height, left + width], axis=1)
         size = images.shape[1:3] if images.shape[1:3].is_fully_defined() else tf.shape(images)[1:3]
-        crops = tf.image.crop_and_resize(images, boxes, tf.range(batch), size)
-        return tf.cast(crops, images.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), size)
 
 
-class RandomApply(keras.layers.Layer):
-    """Apply `layer` to each image independently with probability `rate` (torchvision's op)."""
+class RandomFlip(KeyedLayer):
+    """Mirror each image left-right with probability 1/2 (Keras' `RandomFlip("horizontal")`)."""
 
-    def __init__(self, layer: keras.layers.Layer, rate: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.layer = layer
+    def n_draws(self, image_shape):
+        return 1
+
+    def transform(self, images, u):
+        return tf.where(u[:, 0, None, None, None] <= 0.5, tf.reverse(images, axis=[2]), images)
+
+
+class RandomColorJitter(KeyedLayer):
+    """With probability `rate`, Keras' `RandomColorJitter` on each image, in its order.
+
+    Brightness adds `U(-b, b)`, contrast scales the deviation from each channel's mean by
+    `U(contrast)` (both clipped to [0, 1]); saturation multiplies S by `f / (1 - f)`,
+    `f ~ U(saturation)`; hue shifts H by `+-U(hue) / 2`, the sign a coin flip.
+    """
+
+    def __init__(self, brightness=0.0, contrast=(1.0, 1.0), saturation=None, hue=None, rate=1.0,
+                 seed=None, **kwargs):  # fmt: skip
+        super().__init__(seed, **kwargs)
+        self.brightness, self.contrast, self.rate = float(brightness), tuple(contrast), rate
+        self.saturation = None if saturation is None else tuple(saturation)
+        self.hue = None if hue is None else tuple(hue)
+
+    def n_draws(self, image_shape):
+        return 6
+
+    def transform(self, images, u):
+        def per_image(column, low, high):
+            return (low + u[:, column] * (high - low))[:, None, None, None]
+
+        out = tf.clip_by_value(images + per_image(1, -self.brightness, self.brightness), 0, 1)
+        mean = tf.reduce_mean(out, axis=[1, 2], keepdims=True)
+        factor = per_image(2, *self.contrast)
+        out = tf.clip_by_value((out - mean) * factor + mean, 0, 1)
+        if self.saturation is not None or self.hue is not None:
+            h, s, v = tf.unstack(tf.image.rgb_to_hsv(out), axis=-1)
+            if self.saturation is not None:
+                f = per_image(3, *self.saturation)[..., 0]
+                s = tf.clip_by_value(s * f / (1 - f + keras.config.epsilon()), 0, 1)
+            if self.hue is not None:
+                sign = tf.where(u[:, 4] > 0.5, -1.0, 1.0)[:, None, None]
+                h = h + sign * per_image(5, *self.hue)[..., 0] * 0.5
+                h = tf.where(h > 1.0, h - 1.0, tf.where(h < 0.0, h + 1.0, h))
+            out = tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1)), 0, 1)
+        return tf.where(u[:, 0, None, None, None] < self.rate, out, images)
+
+
+class RandomErasing(KeyedLayer):
+    """With probability `rate`, fill a random box of each image with clipped Gaussian noise.
+
+    Keras' `RandomErasing(factor=(rate, rate), scale=scale)`: the box's width and height are
+    `sqrt(U(scale))` of the image's each, its position uniform, its pixels `clip(N(0, 1), 0, 1)`.
+    """
+
+    def __init__(self, rate=0.5, scale=(0.02, 0.33), seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.rate, self.scale = float(rate), tuple(scale)
+
+    def n_draws(self, image_shape):
+        return 5 + int(np.prod(image_shape[1:]))  # the box, the coin, one draw per pixel
+
+    def transform(self, images, u):
+        height, width = images.shape[1], images.shape[2]
+        grid_y = tf.range(height, dtype=tf.float32)[None, :, None, None]
+        grid_x = tf.range(width, dtype=tf.float32)[None, None, :, None]
+
+        def bounds(column, length, grid):
+            size = tf.sqrt(self.scale[0] + u[:, column] * (self.scale[1] - self.scale[0])) * length
+            start = (u[:, column + 2] * (length - size))[:, None, None, None]
+            return (grid >= start) & (grid < start + size[:, None, None, None])
+
+        box = bounds(0, width, grid_x) & bounds(1, height, grid_y)
+        # Probit of the per-pixel draws; kept off 0 so that ndtri stays finite.
+        noise = tf.math.ndtri(tf.maximum(u[:, 5:], 2.0**-25))
+        fill = tf.clip_by_value(tf.reshape(noise, tf.shape(images)), 0, 1)
+        erased = tf.where(box & (u[:, 4, None, None, None] < self.rate), fill, images)
+        return erased
+
+
+class RandomGrayscale(KeyedLayer):
+    """Turn each image to grayscale (kept as 3 channels) with probability `rate`."""
+
+    def __init__(self, rate=0.2, seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
         self.rate = float(rate)
-        self.generator = keras.random.SeedGenerator(seed)
-        self.supports_jit = layer.supports_jit
 
-    def build(self, input_shape):
-        self.layer.build(input_shape)
+    def n_draws(self, image_shape):
+        return 1
 
-    def call(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
-        if not training:
-            return images
-        applied = tf.cast(self.layer(images, training=True), images.dtype)
-        draw = keras.random.uniform((tf.shape(images)[0], 1, 1, 1), seed=self.generator)
-        return tf.where(draw < self.rate, applied, images)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def transform(self, images, u):
+        gray = tf.broadcast_to(tf.image.rgb_to_grayscale(images), tf.shape(images))
+        return tf.where(u[:, 0, None, None, None] < self.rate, gray, images)

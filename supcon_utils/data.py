@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import itertools
 import os
 import sys
 import zlib
@@ -309,6 +308,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     balanced: tuple[int, int] | None = None,
+    epochs: int | range = 1,
 ):
     """A ``tf.data`` pipeline over ``images`` (uint8 NHWC) and ``labels``: shuffle, batch, augment,
     prefetch.
@@ -317,16 +317,19 @@ def make_dataset(
     - ``recipe`` with ``n_views=None`` or ``1``: one augmented view per image, ``(B, H, W, C)``
       (the cross-entropy baseline).
     - ``recipe`` with ``n_views=k >= 2``: ``(B, k, H, W, C)`` views for SupCon.
+    - ``shuffle``: each epoch's order is ``numpy.random.default_rng((seed, epoch))``'s
+      permutation, cut to whole batches (a tiny last batch has few positives, and a new batch
+      shape would make XLA compile the step again).
     - ``balanced=(c, m)``: every batch is ``m`` images of each of ``c`` classes
-      (``batch_size`` must be ``c * m``), as :func:`balanced_batches` draws them; each pass over
-      the dataset is a new epoch of them (epoch ``e`` uses seed ``(seed, e)``), with a fixed
-      number of batches. Batches are always drawn at random, whatever ``shuffle`` says.
+      (``batch_size`` must be ``c * m``), as :func:`balanced_batches` draws them with seed
+      ``(seed, epoch)``.
+    - ``epochs``: the epochs the pipeline holds, one after the other: ``range(k, n)`` (or ``n``
+      for ``range(n)``). A run resumed at epoch ``k`` asks for ``range(k, n)`` and gets the same
+      batches and views as the uninterrupted run from epoch ``k`` on.
 
-    Augmentation runs on whole batches (each op uses every core) in one sequential ``map``, so that
-    its random draws come in a fixed order and a seeded run repeats bit for bit; prefetching keeps
-    it off the critical path of training (notebook 01 measures it well above training's speed).
-    A shuffled (training) pipeline drops the last partial batch: a tiny batch has few positives,
-    and a new batch shape would make XLA compile the step again.
+    Every random draw is a function of ``(seed, epoch, image index)`` (the shuffle, and each
+    view through :func:`augment.image_keys`), so the augmentation ``map`` runs in parallel, in a
+    deterministic order, and a seeded run repeats bit for bit.
     """
     import tensorflow as tf
 
@@ -334,47 +337,70 @@ def make_dataset(
 
     if recipe is None and n_views not in (None, 1):
         raise ValueError(f"n_views={n_views} needs an augmentation recipe to make the views")
-    if balanced is not None:
-        ds = _balanced_dataset(images, labels, batch_size, balanced, seed)
-    else:
+    if balanced is not None and labels is None:
+        raise ValueError("balanced batches need labels")
+    epochs = range(epochs) if isinstance(epochs, int) else epochs
+    if recipe is None and not shuffle and balanced is None and len(epochs) == 1:
         ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
-        if shuffle:
-            ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=shuffle)
-    if recipe is None:
         fn = augment.to_float
-    else:
-        views = augment.view_maker(recipe, images.shape[1:], n_views or 1, seed=seed)
-        fn = views if n_views and n_views > 1 else _first_view(views)
-    # Parallel calls would draw from the layers' shared random state in no fixed order.
-    parallel = tf.data.AUTOTUNE if recipe is None else None
-    ds = ds.map(fn if labels is None else lambda x, y: (fn(x), y), num_parallel_calls=parallel)
+        ds = ds.batch(batch_size).map(
+            fn if labels is None else lambda x, y: (fn(x), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    order, epoch_of = epoch_orders(len(images), labels, batch_size, epochs, shuffle=shuffle,
+                                   seed=seed, balanced=balanced)  # fmt: skip
+    drop = shuffle or balanced is not None  # every epoch is whole batches already
+    ds = tf.data.Dataset.from_tensor_slices((order, epoch_of)).batch(
+        batch_size, drop_remainder=drop
+    )
+    x_all = tf.constant(images)
+    y_all = None if labels is None else tf.constant(labels)
+    augmenter = None if recipe is None else augment.augmenter(recipe, images.shape[1:])
+    views = n_views or 1
+
+    def batch(index, epoch):
+        x = tf.gather(x_all, index)
+        if augmenter is None:
+            x = augment.to_float(x)
+        else:
+            keys = augment.image_keys(seed, epoch, index)
+            x = augment.make_views(x, augmenter, views, keys=keys)
+            x = x if views > 1 else x[:, 0]
+        return x if y_all is None else (x, tf.gather(y_all, index))
+
+    ds = ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _first_view(views):
-    return lambda x: views(x)[:, 0]
+def epoch_orders(
+    n_images: int,
+    labels: np.ndarray | None,
+    batch_size: int,
+    epochs: range,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    balanced: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image indices of ``epochs``, one epoch after the other, and each one's epoch.
 
-
-def _balanced_dataset(images, labels, batch_size: int, balanced: tuple[int, int], seed: int):
-    """Batches ``(images, labels)`` of :func:`balanced_batches`, a new epoch at each iteration."""
-    import tensorflow as tf
-
-    classes_per_batch, images_per_class = balanced
-    if labels is None:
-        raise ValueError("balanced batches need labels")
-    if batch_size != classes_per_batch * images_per_class:
-        raise ValueError(f"balanced={balanced} makes batches of {classes_per_batch} x "
-                         f"{images_per_class} images, but batch_size={batch_size}")  # fmt: skip
-    n_batches = len(balanced_batches(labels, classes_per_batch, images_per_class, (seed, 0)))
-    epochs = itertools.count()
-
-    def epoch():  # called for every new iterator over the dataset, i.e. every Keras epoch
-        yield from balanced_batches(labels, classes_per_batch, images_per_class,
-                                    (seed, next(epochs)))  # fmt: skip
-
-    indices = tf.data.Dataset.from_generator(
-        epoch, output_signature=tf.TensorSpec((batch_size,), tf.int64)
-    ).apply(tf.data.experimental.assert_cardinality(n_batches))
-    x, y = tf.constant(images), tf.constant(labels)
-    return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+    Epoch ``e`` depends on ``(seed, e)`` alone: in order (no shuffle), a permutation cut to whole
+    batches (``shuffle``), or :func:`balanced_batches` flattened (``balanced``).
+    """
+    if balanced is not None and batch_size != balanced[0] * balanced[1]:
+        raise ValueError(f"balanced={balanced} makes batches of {balanced[0]} x {balanced[1]} "
+                         f"images, but batch_size={batch_size}")  # fmt: skip
+    orders = []
+    for epoch in epochs:
+        if balanced is not None:
+            order = balanced_batches(labels, *balanced, (seed, epoch)).ravel()
+        elif shuffle:
+            order = np.random.default_rng((seed, epoch)).permutation(n_images)
+            order = order[: n_images - n_images % batch_size]
+        else:
+            order = np.arange(n_images)
+        orders.append(order)
+    order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
+    epoch_of = np.repeat(np.asarray(epochs, np.int64), [len(o) for o in orders])
+    return order.astype(np.int64), epoch_of

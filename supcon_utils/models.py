@@ -264,6 +264,6 @@ def _conv_bn(
 
 
 def _flatten(layer: keras.Layer) -> list[keras.Layer]:
-    """`layer` and every layer nested in it (models in models, wrappers such as RandomApply)."""
+    """`layer` and every layer nested in it (models in models, layers wrapping layers)."""
     # Keras' own walk (its jit_compile="auto" check uses it); `.layers` misses wrapped layers.
     return list(layer._flatten_layers(include_self=True, recursive=True))

@@ -223,6 +223,7 @@ def run(
     train, test = load_data(cfg)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     previous = history(out)  # the epochs of an interrupted run, if any
+    first_epoch = _resume_epoch(out / "backup")
     start = time.perf_counter()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
@@ -231,25 +232,26 @@ def run(
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
+    fit = _Fitter(cfg, train, fit_callbacks, verbose, first_epoch)
     with scope:
         if kind in ("supcon", "moco"):
             moco_kind = kind == "moco"
-            trained = _train_supcon(cfg, train, fit_callbacks, verbose, momentum_queue=moco_kind)
+            trained = _train_supcon(cfg, train, fit, momentum_queue=moco_kind)
             _check_finite(history(out))
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
             probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
             trained["classifier"] = probe
         elif kind == "cross_entropy":
-            trained = _train_cross_entropy(cfg, train, fit_callbacks, verbose)
+            trained = _train_cross_entropy(cfg, train, fit)
             _check_finite(history(out))
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
         elif kind == "hybrid":
-            trained = _train_hybrid(cfg, train, fit_callbacks, verbose)
+            trained = _train_hybrid(cfg, train, fit)
             _check_finite(history(out))
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
         else:
-            trained = _finetune(cfg, Path(run_dir) / "supcon", train, fit_callbacks, verbose)
+            trained = _finetune(cfg, Path(run_dir) / "supcon", train, fit)
             _check_finite(history(out))
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
             metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
@@ -463,9 +465,7 @@ def _check_not_collapsed(encoder: keras.Model, head: keras.Model, images: np.nda
         )
 
 
-def _train_supcon(
-    cfg, train, callbacks, verbose, momentum_queue: bool = False
-) -> dict[str, keras.Model]:
+def _train_supcon(cfg, train, fit, momentum_queue: bool = False) -> dict[str, keras.Model]:
     input_shape = train[0].shape[1:]
     encoder = models.build_encoder(cfg.encoder, input_shape)
     head = models.projection_head(encoder.output_shape[-1])
@@ -479,10 +479,8 @@ def _train_supcon(
         model = models.SupConModel(encoder, head)
         model.compile(optimizer=_optimizer(cfg, len(train[0])), loss=_supcon_loss(cfg),
                       jit_compile=cfg.jit_compile)  # fmt: skip
-    ds = _train_dataset(cfg, train, cfg.n_views)
-    if not cfg.use_labels:  # views alone: the models' train steps then contrast without labels
-        ds = ds.map(lambda views, labels: views)
-    model.fit(ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    # Without labels the models' train steps contrast the views alone (SimCLR).
+    fit(model, cfg.n_views, None if cfg.use_labels else lambda views, labels: views)
     return {"encoder": encoder, "projection_head": head}
 
 
@@ -492,7 +490,7 @@ def _supcon_loss(cfg: Config) -> losses.SupConLoss:
     )
 
 
-def _train_cross_entropy(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
+def _train_cross_entropy(cfg, train, fit) -> dict[str, keras.Model]:
     input_shape = train[0].shape[1:]
     encoder = models.build_encoder(cfg.encoder, input_shape)
     classifier = models.linear_classifier(encoder.output_shape[-1], int(train[1].max()) + 1)
@@ -504,8 +502,7 @@ def _train_cross_entropy(cfg, train, callbacks, verbose) -> dict[str, keras.Mode
         metrics=["accuracy"],
         jit_compile=cfg.jit_compile,
     )
-    ds = _train_dataset(cfg, train, 1)
-    model.fit(ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    fit(model, 1)
     return {"encoder": encoder, "classifier": classifier}
 
 
@@ -534,19 +531,18 @@ def hybrid_model(
     return model
 
 
-def _train_hybrid(cfg, train, callbacks, verbose) -> dict[str, keras.Model]:
+def _train_hybrid(cfg, train, fit) -> dict[str, keras.Model]:
     model = hybrid_model(cfg, train[0].shape[1:], int(train[1].max()) + 1, len(train[0]))
     encoder, head, classifier = model.encoder, model.head, model.classifier
 
     def per_output(views, y):  # SupCon takes one label per image, cross-entropy one per view
         return views, {"projection": y, "logits": tf.repeat(y[:, None], cfg.n_views, axis=1)}
 
-    ds = _train_dataset(cfg, train, cfg.n_views).map(per_output)
-    model.fit(ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    fit(model, cfg.n_views, per_output)
     return {"encoder": encoder, "projection_head": head, "classifier": classifier}
 
 
-def _finetune(cfg, pretrained: Path, train, callbacks, verbose) -> dict[str, keras.Model]:
+def _finetune(cfg, pretrained: Path, train, fit) -> dict[str, keras.Model]:
     encoder = keras.saving.load_model(pretrained / "encoder.keras")  # fresh copies from disk
     classifier = keras.saving.load_model(pretrained / "classifier.keras")
     inputs = keras.Input(train[0].shape[1:])
@@ -560,22 +556,71 @@ def _finetune(cfg, pretrained: Path, train, callbacks, verbose) -> dict[str, ker
         metrics=["accuracy"],
         jit_compile=cfg.jit_compile,
     )
-    ds = _train_dataset(cfg, train, 1)
-    model.fit(ds, epochs=tuned.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    fit(model, 1, epochs=tuned.epochs)
     return {"encoder": encoder, "classifier": classifier}
 
 
-def _train_dataset(cfg: Config, train: data.Split, n_views: int):
-    """The augmented, shuffled (or class-balanced) training pipeline of ``cfg``."""
-    balanced = None
-    if cfg.classes_per_batch is not None:
-        if cfg.batch_size % cfg.classes_per_batch:
-            raise ValueError(f"batch_size={cfg.batch_size} is not a multiple of "
-                             f"classes_per_batch={cfg.classes_per_batch}")  # fmt: skip
-        balanced = (cfg.classes_per_batch, cfg.batch_size // cfg.classes_per_batch)
+@dataclass
+class _Fitter:
+    """``model.fit`` on the training pipeline of ``cfg`` from ``first_epoch`` on.
+
+    The pipeline holds the epochs ``first_epoch, ..., epochs - 1`` back to back, each drawn from
+    ``(seed, epoch)``, and ``fit`` reads ``steps_per_epoch`` batches an epoch from one iterator:
+    a run resumed at epoch k sees the batches and views the uninterrupted run saw from k on.
+    """
+
+    cfg: Config
+    train: data.Split
+    callbacks: list[keras.callbacks.Callback]
+    verbose: int
+    first_epoch: int
+
+    def __call__(
+        self, model: keras.Model, n_views: int, per_batch: Callable | None = None, *,
+        epochs: int | None = None,
+    ) -> None:  # fmt: skip
+        epochs = self.cfg.epochs if epochs is None else epochs
+        ds = _train_dataset(self.cfg, self.train, n_views, range(self.first_epoch, epochs))
+        model.fit(
+            ds if per_batch is None else ds.map(per_batch), epochs=epochs,
+            steps_per_epoch=_batches_per_epoch(self.cfg, self.train), callbacks=self.callbacks,
+            verbose=self.verbose, shuffle=False,
+        )  # fmt: skip
+
+
+def _resume_epoch(backup: Path) -> int:
+    """The epoch ``BackupAndRestore(backup)`` will resume at: 0 when there is nothing to resume.
+
+    Keras keeps it in ``training_metadata.json`` beside the weights it restores and sets the
+    model's first epoch from it; the pipeline must start at the same epoch.
+    """
+    record = backup / "training_metadata.json"
+    return int(json.loads(record.read_text())["epoch"]) if record.exists() else 0
+
+
+def _batches_per_epoch(cfg: Config, train: data.Split) -> int:
+    """The number of batches in every epoch of the training pipeline of ``cfg``."""
+    balanced = _balanced(cfg)
+    order, _ = data.epoch_orders(len(train[0]), train[1], cfg.batch_size, range(1),
+                                 shuffle=True, seed=cfg.seed, balanced=balanced)  # fmt: skip
+    return len(order) // cfg.batch_size
+
+
+def _balanced(cfg: Config) -> tuple[int, int] | None:
+    """``(classes, images per class)`` of a batch for class-balanced batches, else None."""
+    if cfg.classes_per_batch is None:
+        return None
+    if cfg.batch_size % cfg.classes_per_batch:
+        raise ValueError(f"batch_size={cfg.batch_size} is not a multiple of "
+                         f"classes_per_batch={cfg.classes_per_batch}")  # fmt: skip
+    return cfg.classes_per_batch, cfg.batch_size // cfg.classes_per_batch
+
+
+def _train_dataset(cfg: Config, train: data.Split, n_views: int, epochs: range):
+    """The augmented, shuffled (or class-balanced) training pipeline of ``cfg`` over ``epochs``."""
     return data.make_dataset(
         *train, batch_size=cfg.batch_size, n_views=n_views, recipe=cfg.recipe, shuffle=True,
-        seed=cfg.seed, balanced=balanced,
+        seed=cfg.seed, balanced=_balanced(cfg), epochs=epochs,
     )  # fmt: skip
 
 

@@ -389,7 +389,11 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
 
     one = list(data.make_dataset(images, labels, batch_size=32, recipe="grayscale28", shuffle=True))
     assert [tuple(x.shape) for x, _ in one] == [(32, 28, 28, 1)] * 2  # partial batch dropped
-    assert np.concatenate([y.numpy() for _, y in one]).tolist() != labels[:64].tolist()  # shuffled
+    shuffled = np.concatenate([y.numpy() for _, y in one])
+    assert shuffled.tolist() != labels[:64].tolist()
+    np.testing.assert_array_equal(  # epoch 0's order: a function of (seed, epoch) alone
+        shuffled, labels[np.random.default_rng((0, 0)).permutation(70)[:64]]
+    )
 
     views, y = next(
         iter(data.make_dataset(images, labels, batch_size=32, n_views=2, recipe="grayscale28"))
@@ -471,25 +475,28 @@ def test_balanced_batches_refuse_what_they_cannot_make(labels, c, m, message):
         data.balanced_batches(labels, c, m)
 
 
-def test_make_dataset_balanced_with_views_a_new_epoch_per_pass():
+def test_make_dataset_balanced_with_views_one_epoch_after_another():
     labels = np.repeat(np.arange(5), [12, 10, 9, 8, 6])
     images = np.zeros((len(labels), 28, 28, 1), np.uint8)
-    ds = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
-                           balanced=(3, 2), seed=4)  # fmt: skip
-    n_batches = len(data.balanced_batches(labels, 3, 2))
-    assert int(ds.cardinality()) == n_batches  # known ahead, so Keras shows its progress bar
-    epochs = []
-    for _ in range(2):
+
+    def labels_of(epochs):
+        ds = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
+                               balanced=(3, 2), seed=4, epochs=epochs)  # fmt: skip
         batches = list(ds)
-        assert len(batches) == n_batches
+        assert int(ds.cardinality()) == len(batches)  # known ahead, so Keras shows its progress
         for views, y in batches:
             assert tuple(views.shape) == (6, 2, 28, 28, 1) and views.dtype.name == "float32"
             assert sorted(np.unique(y.numpy(), return_counts=True)[1].tolist()) == [2, 2, 2]
-        epochs.append(np.stack([y.numpy() for _, y in batches]))
-    assert not np.array_equal(*epochs)  # the second pass is another epoch
-    again = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
-                              balanced=(3, 2), seed=4)  # fmt: skip
-    np.testing.assert_array_equal(np.stack([y.numpy() for _, y in again]), epochs[0])
+        return np.stack([y.numpy() for _, y in batches])
+
+    n_batches = len(data.balanced_batches(labels, 3, 2))
+    both = labels_of(2)
+    assert len(both) == 2 * n_batches
+    assert not np.array_equal(both[:n_batches], both[n_batches:])  # the second is another epoch
+    for epoch in (0, 1):  # each epoch is balanced_batches of (seed, epoch), alone or not
+        expected = labels[data.balanced_batches(labels, 3, 2, (4, epoch))]
+        np.testing.assert_array_equal(both[epoch * n_batches : (epoch + 1) * n_batches], expected)
+    np.testing.assert_array_equal(labels_of(range(1, 2)), both[n_batches:])
 
 
 def test_make_dataset_balanced_keeps_images_with_their_labels():
