@@ -259,8 +259,41 @@ def _conv_bn(
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal")(x)  # fmt: skip
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=replicas > 1)(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, synchronized=replicas > 1)(x)
     return layers.ReLU()(x) if relu else x
+
+
+@keras.saving.register_keras_serializable(package="supcon_utils")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' `BatchNormalization`, trained through TensorFlow's fused kernel.
+
+    Keras 3 normalises a batch with about ten separate ops (moments, then scale and shift, and as
+    many in the gradient); `make bench`'s breakdown found them 29% of a SupCon step's op time.
+    The fused op computes the same thing in one pass (2.4x faster forward and backward, measured
+    here). Same statistics, update rule and inference path as Keras' (the moving variance takes
+    the biased batch variance; tests/test_models.py compares them to float32 round-off). Keras'
+    own path runs when synchronised across replicas, masked, renormalised, without scale or
+    offset, or not NHWC.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (not (training and self.trainable) or self.synchronized or mask is not None
+                or self.renorm or not (self.scale and self.center) or len(inputs.shape) != 4
+                or self.axis not in (3, -1)):  # fmt: skip
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
+        )
+        # The op returns the unbiased variance (for TensorFlow's own moving average); Keras
+        # averages the biased one.
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        variance = variance * (n - 1.0) / n
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
+        return tf.cast(y, self.compute_dtype)
 
 
 def _flatten(layer: keras.Layer) -> list[keras.Layer]:

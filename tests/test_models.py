@@ -158,3 +158,55 @@ def test_hybrid_model_stop_gradient_keeps_cross_entropy_out_of_the_encoder(stop_
     grads = tape.gradient(ce, encoder.trainable_variables)
     reached = any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
     assert reached is not stop_gradient
+
+
+def test_fused_batch_norm_is_keras_batch_norm_to_round_off(tmp_path):
+    """Outputs, gradients, moving statistics and inference against Keras' own layer."""
+    x = tf.random.stateless_normal((32, 9, 9, 16), seed=(0, 1)) * 3.0 + 1.0
+    ours = models.FusedBatchNormalization(momentum=0.9)
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9)
+    for layer in (ours, keras_bn):
+        layer.build(x.shape)
+        layer.gamma.assign(tf.linspace(0.5, 2.0, 16))
+        layer.beta.assign(tf.linspace(-1.0, 1.0, 16))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outputs = [layer(x, training=True) for layer in (ours, keras_bn)]
+        losses_ = [tf.reduce_sum(y * tf.sin(y)) for y in outputs]  # a gradient that varies
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+    for a, b in zip(
+        tape.gradient(losses_[0], [x, ours.gamma, ours.beta]),
+        tape.gradient(losses_[1], [x, keras_bn.gamma, keras_bn.beta]),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(abs(b))))
+    # The moving averages took the biased batch variance, as Keras' do (not the unbiased one).
+    np.testing.assert_allclose(ours.moving_mean, keras_bn.moving_mean, atol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance, keras_bn.moving_variance, rtol=1e-5)
+    np.testing.assert_allclose(ours(x, training=False), keras_bn(x, training=False), atol=1e-5)
+    # Saved and loaded as itself.
+    model = keras.Sequential([keras.Input((9, 9, 16)), ours])
+    model.save(tmp_path / "bn.keras")
+    loaded = keras.saving.load_model(tmp_path / "bn.keras")
+    assert isinstance(loaded.layers[0], models.FusedBatchNormalization)
+    np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
+
+
+def test_fused_batch_norm_trains_through_one_fused_op():
+    """The training graph holds the fused kernel and none of Keras' moments ops."""
+    layer = models.FusedBatchNormalization()
+    layer.build((None, 5, 5, 3))
+
+    @tf.function
+    def train(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        return tape.gradient(loss, [x, layer.gamma])
+
+    ops_ = {
+        op.type for op in train.get_concrete_function(tf.zeros((4, 5, 5, 3))).graph.get_operations()
+    }
+    assert "FusedBatchNormV3" in ops_ and "FusedBatchNormGradV3" in ops_
+    assert "SquaredDifference" not in ops_  # Keras' moments
