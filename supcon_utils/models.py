@@ -96,15 +96,16 @@ def linear_classifier(input_dim: int, n_classes: int) -> keras.Model:
     return keras.Model(inputs, layers.Dense(n_classes)(inputs), name="linear_classifier")
 
 
-def count_macs(model: keras.Model) -> int:
+def count_macs(model: keras.Model, types: tuple[type, ...] = (layers.Conv2D, layers.Dense)) -> int:
     """Multiply-accumulates of one forward pass for one input, from Conv2D and Dense shapes.
 
     Batch norm, activations, additions and pooling are left out (a few percent of a ResNet).
-    Works on functional models, nested ones included; FLOPs are about twice the MACs.
+    Works on functional models, nested ones included; FLOPs are about twice the MACs. `types`
+    narrows the count, e.g. to `(keras.layers.Conv2D,)` for the convolutions alone.
     """
     total = 0
     for layer in _flatten(model):
-        if isinstance(layer, layers.Conv2D | layers.Dense):
+        if isinstance(layer, types):
             # kernel: (kh, kw, in/groups, out) or (in, out); once per output position.
             positions = math.prod(layer.output.shape[1:-1])
             total += positions * math.prod(layer.kernel.shape)

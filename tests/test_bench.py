@@ -12,6 +12,7 @@ _spec = importlib.util.spec_from_file_location(
 bench = importlib.util.module_from_spec(_spec)
 sys.modules["bench"] = bench  # dataclasses look their module up there
 _spec.loader.exec_module(bench)
+step_profile = sys.modules["step_profile"]  # bench imports it from beside itself
 
 
 def _raw() -> dict:
@@ -62,3 +63,68 @@ def test_bad_arguments_are_refused():
         bench.parse_args(["--steps", "0"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--loss-batch", "5"])
+
+
+# Op names as TensorFlow's profiler records them (from a SupCon step's trace here).
+TRACED = {
+    "StatefulPartitionedCall/gradient_tape/sup_con_model_1/resnet_small_1/conv2d_9_1/convolution/"
+    "Conv2DBackpropFilter:_MklNativeConv2DBackpropFilter": "convolutions",
+    "StatefulPartitionedCall/sup_con_model_1/resnet_small_1/conv2d_2_1/convolution:"
+    "_MklNativeConv2D": "convolutions",
+    "StatefulPartitionedCall/sup_con_model_1/resnet_small_1/batch_normalization_1/moments/"
+    "SquaredDifference:SquaredDifference": "batch norm",
+    "StatefulPartitionedCall/gradient_tape/sup_con_model_1/resnet_small_1/batch_normalization_1/"
+    "batchnorm/mul_1/Mul_1:Mul": "batch norm",
+    "StatefulPartitionedCall/sup_con_model/resnet_small/fused_batch_normalization_3/"
+    "FusedBatchNormV3:_MklFusedBatchNormV3": "batch norm",
+    "StatefulPartitionedCall/gradient_tape/sup_con_model/resnet_small/fused_batch_normalization_3/"
+    "FusedBatchNormV3/FusedBatchNormGradV3:_MklFusedBatchNormGradV3": "batch norm",
+    "StatefulPartitionedCall/sup_con_model_1/projection_head_1/dense_1:_MklNativeFusedMatMul":
+        "dense",
+    "StatefulPartitionedCall/gradient_tape/compile_loss/supcon_loss:_MklMatMul": "loss",
+    "StatefulPartitionedCall/compile_loss/supcon_loss/Exp:Exp": "loss",
+    "StatefulPartitionedCall/adam_w/AssignSubVariableOp_25:AssignSubVariableOp": "optimizer",
+    "StatefulPartitionedCall/sup_con_model_1/re_lu_1:Relu": "element-wise and other",
+    "StatefulPartitionedCall/AddN_26:AddN": "element-wise and other",
+}  # fmt: skip
+
+
+def test_traced_ops_fall_into_their_kind():
+    for name, kind in TRACED.items():
+        path, op = name.rsplit(":", 1)
+        assert step_profile.category(path, op, "adam_w") == kind, name
+
+
+def test_op_seconds_sum_the_executors_events_by_kind():
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    names = [*TRACED, "ExecutorState::Process"]
+    for i, name in enumerate(names, 1):
+        plane.event_metadata[i].name = name
+    compute = plane.lines.add(name="tf_Compute/123")
+    for i, name in enumerate(names, 1):  # 1 ms each, the executor's span 50 ms
+        compute.events.add(metadata_id=i, duration_ps=(50 if "Executor" in name else 1) * 10**9)
+    data_line = plane.lines.add(name="tf_data_iterator_get_next/1")  # tf.data's thread: not ops
+    data_line.events.add(metadata_id=1, duration_ps=7 * 10**9)
+    seconds = step_profile.op_seconds(space.SerializeToString(), "adam_w")
+    expected = {kind: 1e-3 * list(TRACED.values()).count(kind) for kind in step_profile.CATEGORIES}
+    assert seconds == pytest.approx(expected)
+
+
+def test_profile_figures_are_per_step_milliseconds_and_the_convolutions_rate():
+    ops = dict.fromkeys(step_profile.CATEGORIES, 0.01)
+    ops["convolutions"] = 0.2
+    raw = {
+        "settings": {"batch_size": 4, "steps": 2, "warmup": 1},
+        "matmul": {"size": 10, "times_s": [2e-6]},  # 1 GFLOP/s
+        **{kind: {"op_s_per_step": ops, "step_s": 0.3, "conv_macs_per_image_view": 100,
+                  "n_views": views} for kind, views in (("cross_entropy", 1), ("supcon", 2))},
+    }  # fmt: skip
+    f = bench.profile_figures(raw)
+    assert f["supcon"]["convolutions"] == pytest.approx(200.0)
+    assert f["supcon"]["ops_ms"] == pytest.approx(250.0)
+    assert f["supcon"]["step_ms"] == pytest.approx(300.0)
+    # 6 FLOPs per MAC x 100 MACs x 2 views x 4 images in 0.2 s, against 1e9 FLOP/s
+    assert f["supcon"]["conv_flops_over_matmul"] == pytest.approx(4800 / 0.2 / 1e9)
