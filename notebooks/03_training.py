@@ -197,14 +197,15 @@ table.round(4)
 
 # %% [markdown]
 # At this small budget the two recipes land within a point or two of each other, and in the
-# committed run cross-entropy is ahead (87.9% against 87.4%): the paper's gain from SupCon does not
+# committed run cross-entropy is ahead (88.3% against 88.0%): the paper's gain from SupCon does not
 # show after 6 epochs on 20,000 images. SupCon spends each step on two views, learns no classifier
 # until the probe, and its loss is still falling (right panel above), so it is the recipe that is
 # further from convergence; the paper trains for hundreds of epochs. The `full` preset
 # (`papermill -p preset full`, or `make reproduce NAME=full PARAMS="-p preset=full"`) trains on all
 # 60,000 images for 15 epochs at a peak learning rate of 5e-3 (the README's recipe search). There,
-# over three seeds (the README), SupCon is ahead: 93.43% +- 0.05 against cross-entropy's
-# 93.01% +- 0.09, a gap several times either recipe's spread between seeds.
+# over three seeds (the README; made before the input pipeline was keyed by seed, epoch and
+# image, so with other augmentation draws), SupCon is ahead: 93.43% +- 0.05 against
+# cross-entropy's 93.01% +- 0.09, a gap several times either recipe's spread between seeds.
 # Notebook 04 will look past accuracy, at what the embeddings learned.
 
 # %% [markdown]
@@ -228,12 +229,12 @@ finals.groupby("kind").agg(["mean", "std"]).round(4)
 
 # %% [markdown]
 # In the committed run (one seed), SupCon's representation is ahead early: after its first epoch
-# (32 s) its k-NN accuracy is 83.1%, where cross-entropy's classifier is at 80.5% after 38 s. From
-# about 48 s on (the dotted line) cross-entropy leads at equal time: it finishes its 6 epochs at
-# 87.9% in 97 s of training, when SupCon's k-NN accuracy is near 86.7%; SupCon's reaches 87.8%
-# at 179 s (its linear probe, the table above, 87.4%). Counted in epochs the two stay within a
+# (37 s) its k-NN accuracy is 83.6%, where cross-entropy's classifier is at 81.0% after 22 s and
+# 79.8% after 41 s. From about 55 s on (the dotted line) cross-entropy leads at equal time: it
+# finishes its 6 epochs at 88.3% in 105 s of training, when SupCon's k-NN accuracy is near 86.7%;
+# SupCon's reaches 88.2% at 191 s (its linear probe, the table above, 88.0%). Counted in epochs the two stay within a
 # point of each other from the third on. Both curves are still rising, so neither recipe has
 # reached its plateau at this budget, and one seed cannot say whether the order holds: run with
-# `n_seeds=3` for a band. The README's run of it (seeds 0 to 2): cross-entropy 87.89% +- 0.19,
-# SupCon 87.66% +- 0.25 (standard deviations over the seeds), a gap the size of the spread, so at
-# this budget neither recipe is ahead.
+# `n_seeds=3` for a band. The README's run of it (seeds 0 to 2): cross-entropy 87.85% +- 0.59,
+# SupCon 87.93% +- 0.38 (standard deviations over the seeds); paired by seed, SupCon is 0.08
+# points ahead with a 95% interval of -0.84 to +1.00, so at this budget neither recipe is ahead.

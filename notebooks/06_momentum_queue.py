@@ -38,8 +38,8 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, one seed). Its
 # batch-64 and batch-512 SupCon runs are loaded from `run_dir/sweeps` when notebook 05 has run
-# (the same configurations, so the same runs); then only the queue runs train: **164 s** with
-# papermill on a 2-core CPU (measured 2026-11-30), about 2 minutes more without notebook 05's runs.
+# (the same configurations, so the same runs); then only the queue runs train: **118 s** with
+# papermill on a 2-core CPU (measured 2026-12-06), about 2 minutes more without notebook 05's runs.
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -189,12 +189,14 @@ fig.savefig(out_dir / "momentum_queue.png", dpi=100)
 table.set_index("label")[[*metrics, "s_per_epoch", "point"]].round(4)
 
 # %% [markdown]
-# In the committed run the queue changes little: at batch 64 the probe reaches 79.3% without it,
-# 79.8% with 1,024 keys and 79.7% with 4,096; the 20-NN vote 80.8%, 80.7% and 80.7%. Differences
-# of half a point or less, from one seed, are within the noise. The queue's epochs cost 15 to 20%
-# more (23.4 s and 24.4 s against 20.3 s: the key encoder's forward pass and the wider similarity
-# matrix; 135 against 162 ms a step above). And the batch of 512 is not the ceiling the queue
-# should reach at this budget: it is 13 points behind batch 64 (66.3%), because it takes 21
+# In the committed run the queue does not help: at batch 64 the probe reaches 80.7% without it,
+# 79.8% with 1,024 keys and 79.4% with 4,096; the 20-NN vote 81.8%, 81.3% and 80.8%. Differences
+# of a point or less, from one seed, are not separated from the noise. A step with the queue costs
+# 10% more (133 against 121 ms above: the key encoder's forward pass and the wider similarity
+# matrix). The table's epoch times cannot show it: the batch-64 run is notebook 05's, whose wall
+# time there (59 s) was its sweep's longest, while the queue runs trained here. And the batch of
+# 512 is not the ceiling the queue should reach at this budget: it is 12 points behind batch 64
+# (68.2%), because it takes 21
 # optimizer steps where batch 64 takes 186 (notebook 05). At batch 64 on ten classes an anchor
 # already has about 12 positives and 115 negatives in its batch; thousands more add little here.
 

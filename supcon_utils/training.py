@@ -28,7 +28,9 @@ Every run lives in ``<run_dir>/<kind>/``:
     results.json       metrics, configuration and wall time
 
 A run killed mid-way (a Colab disconnect) resumes from its last finished epoch when called again
-with the same configuration; a finished run is loaded instead of retrained.
+with the same configuration, on the batches and views the uninterrupted run drew from there (the
+pipeline is keyed by seed, epoch and image), so it ends on the same weights; a finished run is
+loaded instead of retrained.
 """
 
 from __future__ import annotations
