@@ -10,7 +10,7 @@ Design of `SupConModel`: it overrides `call`, which folds the views of a batch
 projections to `(batch, n_views, dim)`. Keras' own `train_step`/`test_step` then apply the compiled
 `SupConLoss` to `(labels, projections)`, so `fit`, `evaluate`, callbacks, the loss metric,
 `jit_compile` and `tf.distribute` strategies work unchanged. The views normally come from the
-`tf.data` pipeline (`augment.view_maker`), outside the XLA-compiled step: on a CPU that overlaps
+`tf.data` pipeline (`data.make_dataset`), outside the XLA-compiled step: on a CPU that overlaps
 augmentation with training, and the crop layers have no XLA kernels. Given an `augmenter`, the
 model instead takes plain `(images, labels)` and makes the views in the step itself, without XLA.
 """
@@ -174,7 +174,7 @@ class SupConModel(keras.Model):
             if refusing:
                 raise ValueError(
                     f"jit_compile=True: augmenter layers {refusing} do not support XLA. Make the "
-                    "views in the tf.data pipeline (augment.view_maker) or use jit_compile=False."
+                    "views in the tf.data pipeline (data.make_dataset) or use jit_compile=False."
                 )
         super().compile(
             optimizer,
