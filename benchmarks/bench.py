@@ -6,10 +6,13 @@
 Everything is measured at the ``full`` preset's batch size (``training.PRESETS["full"]``) with
 the models, loss and optimizer of ``training._train_cross_entropy`` / ``training._train_supcon``.
 A step is one ``model.train_function`` call (what ``fit`` runs per batch) followed by reading the
-loss, so each timed step has finished. The first steps of every phase are warm-up (tracing, XLA
-compilation, filling the ``tf.data`` buffers) and left out; each figure below comes from the
-median time of the timed steps that follow (the very first step, which traces the model, is
-recorded apart as ``first_step_s``).
+loss, so each timed step has finished. The first ``--warmup`` steps of each input are left out
+(tracing, XLA compilation, filling the ``tf.data`` buffers); each figure below comes from the
+median time of the timed steps (the very first step, which traces the model, is recorded apart as
+``first_step_s``). The two inputs of a recipe take turns in blocks of ``--block`` timed steps
+(pre-made, pipeline, pipeline, pre-made, ...), each block after ``--settle`` untimed steps that
+drain the buffers the pipeline filled while it waited: a drift of the machine's speed during the
+run (seen here: steps 2x slower for several seconds at a time) then falls on both inputs alike.
 
 Figures, for each configuration (oneDNN on or off, XLA on or off):
 
@@ -21,8 +24,9 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
 - **pipeline / pre-made throughput** (target >= 0.97), for each recipe: steps fed by the real
   augmentation pipeline (``data.make_dataset(..., recipe="grayscale28", n_views=...)``, iterated
   while training, as ``fit`` does) against steps fed one batch of views made once beforehand and
-  repeated as constant tensors. Below 1 means augmentation holds training back: on 2 cores the
-  ``tf.data`` threads compete with the training step for the same cores.
+  repeated as constant tensors: the median over rounds of a round's ratio of median step times
+  (``paired_ratio``). Below 1 means augmentation holds training back: on 2 cores the ``tf.data``
+  threads compete with the training step for the same cores.
 - **loss share of a SupCon step** (target <= 5%): ``losses.supcon_loss`` forward and backward
   alone (a ``tf.function`` taking the gradient with respect to the features, on random
   features of the step's shape: batch x 2 views x 128 dims) over the SupCon step time on
@@ -165,6 +169,8 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             "optimizer": cfg.optimizer,
             "steps": args.steps,
             "warmup": args.warmup,
+            "block": args.block,
+            "settle": args.settle,
         },
         "matmul": {"size": args.matmul_size, "times_s": matmul_times},
     }
@@ -193,9 +199,9 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             "n_views": views,
             "params": model.count_params(),
             "first_step_s": first_step,
-            "premade_times_s": time_steps(model, premade, args, f"{label} {kind} pre-made"),
-            "pipeline_times_s": time_steps(model, pipeline, args, f"{label} {kind} pipeline"),
-        }
+            **time_alternating(model, {"premade": premade, "pipeline": pipeline}, args,
+                               f"{label} {kind}"),
+        }  # fmt: skip
         del model, pipeline, premade
     # The loss alone, forward and backward, at the step's shape (batch x views x projection).
     result["supcon"]["loss_grad_times_s"] = time_loss_grad(
@@ -269,27 +275,48 @@ def build_model(
     return model, models.count_macs(encoder) + models.count_macs(classifier), 1
 
 
-def time_steps(
-    model: keras.Model, dataset: tf.data.Dataset, args: argparse.Namespace, desc: str
-) -> list[float]:
-    """Seconds of each of `warmup + steps` training steps on batches drawn from `dataset`."""
+def time_alternating(
+    model: keras.Model, datasets: dict[str, tf.data.Dataset], args: argparse.Namespace, desc: str
+) -> dict[str, list[float]]:
+    """Seconds of each timed training step on batches of each dataset, as `{name}_times_s`.
+
+    The datasets take turns in blocks of `args.block` timed steps (in A B B A ... order), so that
+    a drift of the machine's speed over the run (frequency, a neighbour's load) falls on both
+    alike. Each dataset first runs `args.warmup` untimed steps; each block first runs
+    `args.settle` untimed ones, which empty the ``tf.data`` buffers filled while the other
+    dataset ran (they would make the pipeline look free) and let its threads start again.
+    """
     from tqdm import tqdm
 
-    iterator = iter(dataset)
-    times = []
-    bar = tqdm(
-        range(args.warmup + args.steps), desc=desc, file=sys.stderr, ncols=100, mininterval=1.0
-    )
-    for _ in bar:
-        start = time.perf_counter()
-        logs = model.train_function(iterator)  # what `fit` calls once per batch
-        float(logs["loss"])  # wait for the step to finish
-        times.append(time.perf_counter() - start)
-    timed = times[args.warmup :]
-    bar.set_postfix_str(f"median {statistics.median(timed):.3f} s/step")
-    bar.close()
-    del iterator  # stops the pipeline's background threads before the next phase
-    return times
+    iterators = {name: iter(ds) for name, ds in datasets.items()}
+    times: dict[str, list[float]] = {name: [] for name in datasets}
+    n_blocks = -(-args.steps // args.block)
+    order = [name for r in range(n_blocks) for name in (list(datasets)[:: 1 if r % 2 == 0 else -1])]
+    total = len(datasets) * args.warmup + len(order) * (args.settle + args.block)
+    with tqdm(total=total, desc=desc, file=sys.stderr, ncols=100, mininterval=1.0) as bar:
+        for name, iterator in iterators.items():
+            for _ in range(args.warmup):
+                _step(model, iterator)
+                bar.update()
+        for name in order:
+            for i in range(args.settle + args.block):
+                elapsed = _step(model, iterators[name])
+                if i >= args.settle and len(times[name]) < args.steps:
+                    times[name].append(elapsed)
+                bar.update()
+        bar.set_postfix_str(
+            " ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items()) + " s/step"
+        )
+    del iterators  # stops the pipeline's background threads before the next phase
+    return {f"{name}_times_s": t for name, t in times.items()}
+
+
+def _step(model: keras.Model, iterator: Any) -> float:
+    """Seconds of one training step (what `fit` calls once per batch), waiting for it to end."""
+    start = time.perf_counter()
+    logs = model.train_function(iterator)
+    float(logs["loss"])
+    return time.perf_counter() - start
 
 
 def time_matmul(size: int, repeats: int) -> list[float]:
@@ -460,15 +487,14 @@ def run_worker(worker_args: list[str], onednn: int) -> dict[str, Any]:
 
 def step_figures(raw: dict[str, Any]) -> dict[str, float]:
     """The figures of one configuration from a steps worker's raw times."""
-    warmup = raw["settings"]["warmup"]
     batch = raw["settings"]["batch_size"]
     size = raw["matmul"]["size"]
     matmul_flops = 2 * size**3 / statistics.median(raw["matmul"]["times_s"])
     out: dict[str, float] = {"matmul_gflops": matmul_flops / 1e9}
     for kind, short in (("cross_entropy", "ce"), ("supcon", "supcon")):
         r = raw[kind]
-        premade = statistics.median(r["premade_times_s"][warmup:])
-        pipeline = statistics.median(r["pipeline_times_s"][warmup:])
+        premade = statistics.median(r["premade_times_s"])
+        pipeline = statistics.median(r["pipeline_times_s"])
         train_flops = 6 * r["macs_per_image_view"] * r["n_views"] * batch / premade
         if "loss_grad_times_s" in r:
             out["supcon_loss_grad_ms"] = 1e3 * statistics.median(r["loss_grad_times_s"])
@@ -478,12 +504,28 @@ def step_figures(raw: dict[str, Any]) -> dict[str, float]:
             f"{short}_pipeline_step_s": pipeline,
             f"{short}_images_per_s": batch / premade,
             f"{short}_pipeline_images_per_s": batch / pipeline,
-            f"{short}_pipeline_over_premade": premade / pipeline,
+            f"{short}_pipeline_over_premade": paired_ratio(
+                r["premade_times_s"], r["pipeline_times_s"], raw["settings"]["block"]
+            ),
             f"{short}_train_gflops": train_flops / 1e9,
             f"{short}_flops_over_matmul": train_flops / matmul_flops,
         }
     out["supcon_over_ce_step_time"] = out["supcon_step_s"] / out["ce_step_s"]
     return out
+
+
+def paired_ratio(premade: list[float], pipeline: list[float], block: int) -> float:
+    """The median over rounds of (median pre-made step / median pipeline step) within a round.
+
+    Round r is the r-th block of each input, run back to back (``time_alternating``): a slow
+    spell of the machine (seen here: steps 2x slower for several seconds) falls on both halves of
+    a round, so it cancels in the round's ratio instead of tipping the overall medians.
+    """
+    rounds = range(0, min(len(premade), len(pipeline)), block)
+    return statistics.median(
+        statistics.median(premade[i : i + block]) / statistics.median(pipeline[i : i + block])
+        for i in rounds
+    )
 
 
 def profile_figures(raw: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -621,9 +663,17 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--steps", type=int, default=20, help="timed steps per phase (default 20)")
+    p.add_argument(
+        "--steps", type=int, default=40, help="timed steps per recipe and input (default 40)"
+    )
     p.add_argument(
         "--warmup", type=int, default=5, help="untimed steps before them, at least 1 (default 5)"
+    )
+    p.add_argument(
+        "--block", type=int, default=5, help="timed steps per turn of each input (default 5)"
+    )
+    p.add_argument(
+        "--settle", type=int, default=2, help="untimed steps at the start of a turn (default 2)"
     )
     p.add_argument(
         "--batch-size",
@@ -657,6 +707,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         p.error("--steps and --warmup must be at least 1 (the first step traces the model)")
+    if args.block < 1 or args.settle < 0:
+        p.error("--block must be at least 1 and --settle at least 0")
     if args.loss_batch < 4 or args.loss_batch % 2:
         p.error("--loss-batch must be an even number >= 4 (2 views per image)")
     return args
@@ -681,6 +733,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         str(args.steps),
         "--warmup",
         str(args.warmup),
+        "--block",
+        str(args.block),
+        "--settle",
+        str(args.settle),
         "--matmul-size",
         str(args.matmul_size),
         "--matmul-repeats",

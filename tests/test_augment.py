@@ -102,6 +102,20 @@ def test_keyed_views_depend_on_the_image_key_alone(recipe):
         assert not np.allclose(together[i, 0], together[i, 1], atol=1e-3)
 
 
+def test_keyed_erasing_draws_the_pixels_of_erased_images_only_and_equals_transform():
+    layer = augment.RandomErasing(rate=0.5, scale=(0.1, 0.3))
+    images = tf.random.stateless_uniform((64, 8, 8, 1), seed=(0, 1))
+    keys = _keys(64)
+    keyed = layer.keyed(images, keys, 3).numpy()
+    full = layer.transform(images, augment.uniforms(keys, 3, layer.n_draws(images.shape))).numpy()
+    np.testing.assert_array_equal(keyed, full)
+    erased = np.any(keyed != images.numpy(), axis=(1, 2, 3))
+    assert 0 < erased.sum() < 64  # about half the images, each with a box of noise
+    # Draws `first, ...` are the tail of draws `0, ...`.
+    np.testing.assert_array_equal(augment.uniforms(keys, 3, 4, first=5).numpy(),
+                                  augment.uniforms(keys, 3, 9).numpy()[:, 5:])  # fmt: skip
+
+
 def test_uniforms_are_uniform_and_independent_across_keys_and_draws():
     u = augment.uniforms(_keys(20_000), stream=3, count=4).numpy()
     assert u.dtype == np.float32 and 0.0 <= u.min() and u.max() < 1.0

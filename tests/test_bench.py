@@ -1,7 +1,9 @@
 """benchmarks/bench.py: the figures computed from a worker's raw times, and the printed table."""
 
 import importlib.util
+import itertools
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -16,27 +18,27 @@ step_profile = sys.modules["step_profile"]  # bench imports it from beside itsel
 
 
 def _raw() -> dict:
-    # Warm-up step first (ignored), then the timed steps; batch of 4 images.
+    # The timed steps (warm-up left out by the worker); batch of 4 images.
     return {
-        "settings": {"warmup": 1, "batch_size": 4},
+        "settings": {"batch_size": 4, "block": 3},
         "matmul": {"size": 10, "times_s": [1e-6, 2e-6, 3e-6]},  # 2 * 10**3 FLOPs in 2 us: 1 GFLOP/s
         "cross_entropy": {
             "macs_per_image_view": 100,
             "n_views": 1,
-            "premade_times_s": [9.0, 1.0, 1.0, 1.0],
-            "pipeline_times_s": [9.0, 2.0, 2.0, 2.0],
+            "premade_times_s": [1.0, 1.0, 1.0],
+            "pipeline_times_s": [2.0, 2.0, 2.0],
         },
         "supcon": {
             "macs_per_image_view": 100,
             "n_views": 2,
-            "premade_times_s": [9.0, 3.0, 2.0, 1.0],
-            "pipeline_times_s": [9.0, 2.0, 2.0, 2.0],
+            "premade_times_s": [3.0, 2.0, 1.0],
+            "pipeline_times_s": [2.0, 2.0, 2.0],
             "loss_grad_times_s": [0.1, 0.2, 0.3],
         },
     }
 
 
-def test_step_figures_are_ratios_of_medians_after_warmup():
+def test_step_figures_are_ratios_of_medians():
     f = bench.step_figures(_raw())
     assert f["matmul_gflops"] == pytest.approx(1.0)
     assert f["ce_images_per_s"] == pytest.approx(4.0)
@@ -47,6 +49,36 @@ def test_step_figures_are_ratios_of_medians_after_warmup():
     # 6 FLOPs per MAC (forward + backward) per view: 6 * 100 * 2 views * 4 images / 2 s.
     assert f["supcon_train_gflops"] == pytest.approx(2400e-9)
     assert f["supcon_flops_over_matmul"] == pytest.approx(2400 / 1e9)
+
+
+class _CountingModel:
+    """Stands in for a Keras model: each step takes the next batch and logs which input it was."""
+
+    def __init__(self):
+        self.steps = []
+
+    def train_function(self, iterator):
+        self.steps.append(next(iterator))
+        return {"loss": 0.0}
+
+
+def test_the_inputs_take_turns_and_only_settled_steps_are_timed():
+    model = _CountingModel()
+    args = types.SimpleNamespace(steps=5, warmup=1, block=2, settle=1)
+    inputs = {"premade": itertools.repeat("A"), "pipeline": itertools.repeat("B")}
+    times = bench.time_alternating(model, inputs, args, "test")
+    assert sorted(times) == ["pipeline_times_s", "premade_times_s"]
+    assert [len(t) for t in times.values()] == [5, 5]
+    # Warm-up of each, then blocks of settle + block steps in A B B A A B order (3 rounds of 2).
+    assert "".join(model.steps) == "AB" + "AAA BBB BBB AAA AAA BBB".replace(" ", "")
+
+
+def test_the_pipeline_ratio_pairs_each_round():
+    # Round 2 ran in a slow spell (both inputs 2x slower): it does not tip the ratio, 0.5.
+    premade = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0]
+    pipeline = [2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 2.0, 2.0, 2.0]
+    assert bench.paired_ratio(premade, pipeline, 3) == pytest.approx(0.5)
+    assert bench.paired_ratio([1.0, 9.0, 1.0], [2.0, 2.0, 9.0], 1) == pytest.approx(0.5)
 
 
 def test_the_table_marks_each_target(capsys):
