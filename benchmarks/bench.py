@@ -294,7 +294,7 @@ def time_alternating(
     order = [name for r in range(n_blocks) for name in (list(datasets)[:: 1 if r % 2 == 0 else -1])]
     total = len(datasets) * args.warmup + len(order) * (args.settle + args.block)
     with tqdm(total=total, desc=desc, file=sys.stderr, ncols=100, mininterval=1.0) as bar:
-        for name, iterator in iterators.items():
+        for iterator in iterators.values():
             for _ in range(args.warmup):
                 _step(model, iterator)
                 bar.update()

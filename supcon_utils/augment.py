@@ -310,8 +310,11 @@ class RandomErasing(KeyedLayer):
         # The same draws as `transform`'s, but the pixels' only for the images erased: at rate
         # 0.25 a quarter of the hashing, which was a third of the pipeline's time.
         pixels = int(np.prod(images.shape[1:]))
-        return self._erase(images, uniforms(keys, stream, 5),
-                           lambda rows: uniforms(tf.gather(keys, rows), stream, pixels, first=5))
+        return self._erase(
+            images,
+            uniforms(keys, stream, 5),
+            lambda rows: uniforms(tf.gather(keys, rows), stream, pixels, first=5),
+        )
 
     def _erase(self, images, u, pixel_draws):
         """Erase the boxes drawn by `u` (B, 5) of the images whose coin says so, filled from

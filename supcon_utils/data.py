@@ -47,6 +47,7 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
+DATASETS = ("fashion_mnist", "cifar10", "mnist", "digits")  # the names load_dataset knows
 REPO_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
@@ -78,8 +79,8 @@ def load_dataset(name: str = "fashion_mnist") -> tuple[Split, Split]:
     """
     loaders = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "mnist": _mnist,
                "digits": _digits}  # fmt: skip
-    if name not in loaders:
-        raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(loaders)}.")
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
     return loaders[name]()
 
 

@@ -57,8 +57,8 @@ def knn_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 20
 ) -> float:
     """Accuracy of a k-nearest-neighbour vote (cosine similarity) of training embeddings."""
-    _check_pairs(train_x, train_y, "train")
-    _check_pairs(test_x, test_y, "test")
+    train_y = _check_pairs(train_x, train_y, "train")
+    test_y = _check_pairs(test_x, test_y, "test")
     if not 1 <= k <= len(train_x):
         raise ValueError(f"k must be between 1 and the {len(train_x)} training points, got {k}")
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", n_jobs=-1)
@@ -70,8 +70,8 @@ def linear_probe_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
 ) -> float:
     """Test accuracy of logistic regression fitted on standardised training embeddings."""
-    _check_pairs(train_x, train_y, "train")
-    _check_pairs(test_x, test_y, "test")
+    train_y = _check_pairs(train_x, train_y, "train")
+    test_y = _check_pairs(test_x, test_y, "test")
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     probe.fit(train_x, train_y)
     return float(probe.score(test_x, test_y))
@@ -83,7 +83,7 @@ def cosine_similarities(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     Exact over all pairs, in O(n d): with unit vectors u, the sum of u_i . u_j over the pairs of a
     class c is |S_c|^2 - n_c, where S_c is the sum of that class's vectors.
     """
-    _check_pairs(x, y, "")
+    y = _check_pairs(x, y, "")
     u = _unit(x)
     classes = np.unique(y)
     sums = np.stack([u[y == c].sum(axis=0) for c in classes])
@@ -123,11 +123,20 @@ def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy, accuracy per class (``accuracy/<class>``), confusion matrix (rows: true class)."""
+    y_true, y_pred = labels_1d(y_true, "y_true"), labels_1d(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} vs {len(y_pred)}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        outside = y[(y < 0) | (y >= len(class_names))]
+        if len(outside):
+            raise ValueError(f"{name} holds class {outside[0]}, but class_names names "
+                             f"{len(class_names)} classes (0 to {len(class_names) - 1}); give "
+                             "one name per class")  # fmt: skip
     labels = np.arange(len(class_names))
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     per_class = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
     return {
-        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+        "accuracy": float(np.mean(y_true == y_pred)),
         **{f"accuracy/{name}": float(a) for name, a in zip(class_names, per_class, strict=True)},
         "confusion_matrix": matrix.tolist(),
     }
@@ -184,7 +193,7 @@ def few_label_subset(labels: np.ndarray, per_class: int | None, seed: int = 0) -
     probe and a model trained from scratch (``training.Config.labels_per_class``) with the same
     seed see the same labelled images.
     """
-    labels = np.asarray(labels)
+    labels = labels_1d(labels)
     if per_class is None:
         return np.arange(len(labels))
     classes, counts = np.unique(labels, return_counts=True)
@@ -248,8 +257,21 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def _check_pairs(x: np.ndarray, y: np.ndarray, which: str) -> None:
+def labels_1d(y: np.ndarray, name: str = "labels") -> np.ndarray:
+    """Integer class labels as a vector: shape ``(n,)``, or ``(n, 1)`` as Keras loads CIFAR-10's."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must have shape (n,) or (n, 1), got {y.shape}")
+    return y
+
+
+def _check_pairs(x: np.ndarray, y: np.ndarray, which: str) -> np.ndarray:
+    """Check embeddings ``x`` against their labels ``y``; the labels as a vector."""
     _unit(x)  # shape and finiteness
+    name = f"{which} " if which else ""
+    y = labels_1d(y, f"{name}labels")
     if len(x) != len(y):
-        name = f"{which} " if which else ""
         raise ValueError(f"{name}embeddings and labels differ in length: {len(x)} vs {len(y)}")
+    return y

@@ -72,7 +72,7 @@ def supcon_loss(
     contrast_features, contrast_labels = _check_extra(
         features, labels, contrast_features, contrast_labels
     )
-    z = tf.math.l2_normalize(features, axis=-1)
+    z = unit_rows(features)
     batch, n_views, dim = tf.unstack(tf.shape(z))
 
     ctx = tf.distribute.get_replica_context()
@@ -96,7 +96,7 @@ def supcon_loss(
     if contrast_features is not None:
         if contrast_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
             contrast_labels = tf.fill(tf.shape(contrast_features)[:1], tf.constant(-1, tf.int64))
-        extra = tf.stop_gradient(tf.math.l2_normalize(contrast_features, axis=-1))
+        extra = tf.stop_gradient(unit_rows(contrast_features))
         contrast = tf.concat([contrast, extra], axis=0)
         contrast_ids = tf.concat([contrast_ids, contrast_labels], axis=0)
     if contrast_mode == "all":
@@ -310,6 +310,20 @@ def _positive_number(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     return math.isfinite(value) and value > 0
+
+
+def unit_rows(x: tf.Tensor) -> tf.Tensor:
+    """``x / ||x||`` along the last axis, for features of any finite scale.
+
+    ``tf.math.l2_normalize`` squares the entries: in float32 the sum overflows above ~1e19 and
+    its floor (1e-12 under the square root) takes over below ~1e-6, and either way the loss sits
+    at ln(2N-1) with a zero gradient. Each row is first divided by its largest magnitude (held
+    constant for the gradient: the direction does not depend on it), so the squares lie in
+    [0, 1]. An all-zero row has no direction: it stays the zero vector, similarity 0 to every
+    view, with a finite gradient.
+    """
+    largest = tf.stop_gradient(tf.reduce_max(tf.abs(x), axis=-1, keepdims=True))
+    return tf.math.l2_normalize(x / tf.where(largest > 0, largest, tf.ones_like(largest)), axis=-1)
 
 
 def _check_inputs(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,49 @@ def run_notebook(
     return run
 
 
+def check_parameters(selected: list[Path], parameters: dict[str, Any]) -> None:
+    """ValueError unless every parameter is declared by one of the ``selected`` notebooks, with a
+    value of the type each declaring notebook gives it (``epochs: int | None = None`` takes an
+    int or None; an int is a fine float). The message lists what they declare."""
+    import papermill as pm
+
+    declared = {nb.stem: pm.inspect_notebook(str(nb)) for nb in selected}
+    known = sorted({name for params in declared.values() for name in params})
+    for name, value in parameters.items():
+        owners = {stem: params[name] for stem, params in declared.items() if name in params}
+        if not owners:
+            raise ValueError(f"no notebook of this run declares a parameter {name!r}; they "
+                             f"declare: {', '.join(known)}")  # fmt: skip
+        for stem, param in owners.items():
+            allowed = _allowed_types(param["inferred_type_name"])
+            if allowed is not None and not isinstance(value, allowed):
+                raise ValueError(f"{name}={value!r} ({type(value).__name__}): {stem} declares "
+                                 f"{name} as {param['inferred_type_name']}")  # fmt: skip
+            if allowed is not None and isinstance(value, bool) and bool not in allowed:
+                raise ValueError(f"{name}={value!r} (bool): {stem} declares {name} as "
+                                 f"{param['inferred_type_name']}")  # fmt: skip
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,),
+    "dict": (dict,),
+}  # fmt: skip
+
+
+def _allowed_types(inferred: str) -> tuple[type, ...] | None:
+    """The Python types a parameter annotated ``inferred`` takes; None: not checked."""
+    text = inferred.replace(" ", "")
+    optional = text.startswith("Optional[") and text.endswith("]")
+    parts = (text[len("Optional[") : -1] if optional else text).split("|")
+    if "None" in parts:
+        optional = True
+        parts.remove("None")
+    bases = [_TYPES.get(part.split("[")[0]) for part in parts]
+    if not parts or any(b is None for b in bases):
+        return None
+    return tuple(t for b in bases for t in b) + ((type(None),) if optional else ())
+
+
 def _strip_tf_log_lines(path: Path) -> None:
     import nbformat
 
@@ -95,12 +139,13 @@ def run_all(
     Each notebook gets ``run_dir=<runs_dir>/<name>`` so that later notebooks find the models earlier
     ones saved. Stops at the first failing notebook, since later ones build on it.
     """
+    check_name(name, runs_dir)
+    chosen = _selected(selected)
+    check_parameters(chosen, parameters or {})
     run_dir = (runs_dir / name).resolve()
     params = {"run_dir": str(run_dir), **(parameters or {})}
     done = []
-    for nb in notebooks():
-        if selected and not any(nb.stem.startswith(s) for s in selected):
-            continue
+    for nb in chosen:
         print(f"== {nb.name} -> {run_dir / nb.name}", flush=True)
         run = run_notebook(nb, run_dir / nb.name, params)
         done.append(run)
@@ -110,6 +155,23 @@ def run_all(
     return done
 
 
+def check_name(name: str, runs_dir: Path) -> None:
+    """ValueError unless ``name`` is a plain folder name, so that a run stays in ``runs_dir``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"--name {name!r}: allowed is a plain folder name under {runs_dir} "
+                         "(letters, digits and . _ -, not starting with a dot)")  # fmt: skip
+
+
+def _selected(selected: list[str] | None) -> list[Path]:
+    """The notebooks whose stems start with one of ``selected`` (all of them for None)."""
+    chosen = [nb for nb in notebooks()
+              if not selected or any(nb.stem.startswith(s) for s in selected)]  # fmt: skip
+    if not chosen:
+        raise ValueError(f"--only {' '.join(selected or [])}: no notebook matches; they are "
+                         f"{', '.join(nb.stem for nb in notebooks())}")  # fmt: skip
+    return chosen
+
+
 def execute_in_place(
     selected: list[str] | None = None, parameters: dict[str, Any] | None = None
 ) -> int:
@@ -117,9 +179,9 @@ def execute_in_place(
 
     Returns 1 at the first failing notebook (left as executed, to read the traceback), else 0.
     """
-    for nb in notebooks():
-        if selected and not any(nb.stem.startswith(s) for s in selected):
-            continue
+    chosen = _selected(selected)
+    check_parameters(chosen, parameters or {})
+    for nb in chosen:
         print(f"== {nb.name} (in place)", flush=True)
         run = run_notebook(nb, nb, parameters)
         print(f"   {run.seconds:.0f} s", flush=True)
@@ -249,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-execute the committed notebooks in place at their defaults "
                         "(make sync), instead of into runs/<name>")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.in_place:
-        return execute_in_place(args.only, dict(args.parameter))
-    runs = run_all(args.name, dict(args.parameter), args.only)
+    try:
+        if args.in_place:
+            return execute_in_place(args.only, dict(args.parameter))
+        runs = run_all(args.name, dict(args.parameter), args.only)
+    except ValueError as error:  # a bad --name, --only or parameter: nothing was run
+        parser.error(str(error))
     print()
     print((RUNS_DIR / args.name / "results.md").read_text())
     return 1 if any(r.error for r in runs) else 0

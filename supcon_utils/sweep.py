@@ -130,6 +130,7 @@ def sweep(
     and printed. Folders of this sweep that were run with other parameters raise ValueError before
     anything runs.
     """
+    runner.check_name(name, Path(runs_dir))
     path = notebook_path(notebook)
     fixed = dict(fixed or {})
     points = grid_points(grid)
@@ -215,6 +216,8 @@ def _check_parameters(path: Path, grid: dict[str, Any], fixed: dict[str, Any]) -
     if unknown:
         raise ValueError(f"{path.name} declares no parameters {sorted(unknown)}; it declares "
                          f"{sorted(declared)}")  # fmt: skip
+    for point in grid_points({**grid, **{k: [v] for k, v in fixed.items()}}):
+        runner.check_parameters([path], point)
 
 
 def _check_not_stale(point_dir: Path, notebook: str, parameters: dict[str, Any]) -> None:
@@ -307,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         keys = [key for key, _ in pairs]
         if len(set(keys)) < len(keys):
             parser.error(f"a parameter is given twice with {option}: {keys}")
-    table = sweep(args.notebook, dict(args.grid), args.name, dict(args.parameter),
-                  args.runs_dir)  # fmt: skip
+    try:
+        table = sweep(args.notebook, dict(args.grid), args.name, dict(args.parameter),
+                      args.runs_dir)  # fmt: skip
+    except ValueError as error:  # a bad name, notebook or parameter: nothing was run
+        parser.error(str(error))
     shown = [*dict(args.grid), "error", *[c for c in table.columns if "/metrics/" in c]]
     print()
     print(table[shown].fillna({"error": ""}).to_string(index=False))

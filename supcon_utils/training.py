@@ -19,8 +19,10 @@ is fair. The kinds of run:
 
 Every run lives in ``<run_dir>/<kind>/``:
 
+    .lock              held by the process running it (``runs.locked``)
     config.json        the configuration the run was started with
-    backup/            keras.callbacks.BackupAndRestore state while training (gone when done)
+    backup/            the last finished epoch's weights while training (``runs.Backup``), kept
+                       until the trained models and results.json are saved
     history.csv        one row per epoch, kept across resumptions: training loss (and accuracy),
                        test accuracy and training seconds so far (:class:`TestAccuracy`)
     encoder.keras      the trained encoder (and projection_head.keras for SupCon)
@@ -29,8 +31,9 @@ Every run lives in ``<run_dir>/<kind>/``:
 
 A run killed mid-way (a Colab disconnect) resumes from its last finished epoch when called again
 with the same configuration, on the batches and views the uninterrupted run drew from there (the
-pipeline is keyed by seed, epoch and image), so it ends on the same weights; a finished run is
-loaded instead of retrained.
+pipeline is keyed by seed, epoch and image), so it ends on the same weights; killed after its
+last epoch, it resumes with nothing to train. A finished run (a results.json whose configuration
+matches) is loaded instead of retrained. Every file is written whole (``supcon_utils.runs``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +54,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from supcon_utils import data, evaluation, losses, moco, models
+from supcon_utils import augment, data, evaluation, losses, moco, models, runs
 
 KINDS = ("supcon", "cross_entropy", "hybrid", "finetune", "moco")
 # Training images whose features are the k-NN reference of the per-epoch SupCon test accuracy.
@@ -106,6 +111,54 @@ class Config:
     jit_compile: bool = False
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+
+# What each knob allows, checked when a Config is made (so before a run writes anything).
+_CHOICES = {
+    "dataset": data.DATASETS, "encoder": tuple(models.ENCODERS), "recipe": augment.RECIPES,
+    "variant": ("out", "in"), "contrast_mode": ("all", "one"), "optimizer": ("adamw", "sgd"),
+}  # fmt: skip
+_AT_LEAST_ONE = ("n_train", "labels_per_class", "batch_size", "epochs", "probe_epochs",
+                 "finetune_epochs", "queue_size", "n_views", "classes_per_batch")  # fmt: skip
+_NON_NEGATIVE = ("supcon_weight", "finetune_lr", "learning_rate", "weight_decay", "warmup_epochs",
+                 "seed")  # fmt: skip
+
+
+def _check_config(cfg: Config) -> None:
+    """Refuse a setting of the wrong type or out of range, naming the knob and what is allowed."""
+    hints = typing.get_type_hints(Config)
+    for field in dataclasses.fields(Config):
+        name, value, hint = field.name, getattr(cfg, field.name), hints[field.name]
+        optional = type(None) in typing.get_args(hint)
+        kind = next(t for t in (typing.get_args(hint) or (hint,)) if t is not type(None))
+        if value is None and optional:
+            continue
+        # bool is an int to Python, and an int is a fine float; nothing else converts silently.
+        ok = (isinstance(value, bool) if kind is bool
+              else isinstance(value, int) and not isinstance(value, bool) if kind is int
+              else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+              else isinstance(value, kind))  # fmt: skip
+        if not ok:
+            allowed = f"{kind.__name__}{' or None' if optional else ''}"
+            raise TypeError(f"{name}={value!r} ({type(value).__name__}); allowed: {allowed}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"{name}={value!r}; allowed: {', '.join(map(repr, _CHOICES[name]))}")
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"{name}={value!r}; allowed: a finite number")
+        if name in _AT_LEAST_ONE and value < 1:
+            raise ValueError(f"{name}={value!r}; allowed: 1 or more")
+        if name in _NON_NEGATIVE and value < 0:
+            raise ValueError(f"{name}={value!r}; allowed: 0 or more")
+    if cfg.temperature <= 0:
+        raise ValueError(f"temperature={cfg.temperature!r}; allowed: more than 0")
+    if not 0 <= cfg.momentum <= 1:
+        raise ValueError(f"momentum={cfg.momentum!r}; allowed: 0 to 1")
+    if cfg.classes_per_batch is not None and cfg.batch_size % cfg.classes_per_batch:
+        raise ValueError(f"batch_size={cfg.batch_size} is not a multiple of classes_per_batch="
+                         f"{cfg.classes_per_batch}; allowed: a multiple")  # fmt: skip
+
 
 PRESETS: dict[str, Config] = {
     # The notebooks' default: CPU, a third of Fashion-MNIST, minutes.
@@ -149,6 +202,10 @@ def load_data(cfg: Config) -> tuple[data.Split, data.Split]:
     """The configured dataset, its training split cut to a stratified subset of ``n_train`` and
     then, if ``labels_per_class`` is set, to that many images of each class."""
     (x_train, y_train), test = data.load_dataset(cfg.dataset)
+    if cfg.n_train is not None and cfg.n_train > len(x_train):
+        raise ValueError(f"n_train={cfg.n_train} is more than the {len(x_train):,} training "
+                         f"images of {cfg.dataset}; allowed: 1 to {len(x_train)}, or None for "
+                         "all")  # fmt: skip
     if cfg.n_train is not None and cfg.n_train < len(x_train):
         from sklearn.model_selection import train_test_split
 
@@ -179,7 +236,10 @@ def run(
     (``elapsed_s`` in ``history.csv``; their test scoring and an epoch cut short are not counted)
     and ``resumed_after_epochs`` says how many there were. A run of another configuration in
     ``run_dir/kind`` is never deleted nor reused: that is a ``ValueError`` naming the settings that
-    differ (use another ``run_dir``, or delete it).
+    differ (use another ``run_dir``, or delete it). A folder in use by another process, or holding
+    a damaged file or trained models without their results, is a :class:`runs.RunFolderError`
+    naming it. Settings that do not fit the data (``n_train`` above the dataset's size, a batch
+    larger than the training images) are a ``ValueError`` before anything is written.
 
     ``strategy`` (a ``tf.distribute`` strategy; default: the current one, one device) builds and
     trains the models in its scope. ``cfg.batch_size`` is then the global batch, split across the
@@ -199,46 +259,97 @@ def run(
     if cfg.contrast_mode != "all" and kind == "moco":
         raise ValueError("moco contrasts every view with the queue: contrast_mode must be 'all'")
     out = Path(run_dir) / kind
+    train, test = load_data(cfg)  # checks the dataset's name and n_train before anything is written
+    _check_fits_data(cfg, train)
+    with runs.locked(out):
+        done = _finished(out, cfg, kind)
+        if done is not None:
+            return done
+        pretrained = None
+        if kind == "finetune":
+            pretrained = run("supcon", cfg, run_dir, verbose=verbose, strategy=strategy)
+        results, trained = _train(kind, cfg, out, train, test, callbacks, verbose, strategy,
+                                  test_every, pretrained)  # fmt: skip
+        for name, model in trained.items():
+            runs.save_model(model, out / f"{name}.keras")
+        runs.write_json(out / "results.json", results)
+        runs.remove_backup(out / "backup")  # only now: a kill before resumes with nothing to train
+    return {**results, "models": trained}
+
+
+def _check_fits_data(cfg: Config, train: data.Split) -> None:
+    """A batch must fit in the training images (the pipelines drop a partial last batch)."""
+    if cfg.batch_size > len(train[0]):
+        raise ValueError(f"batch_size={cfg.batch_size} is more than the {len(train[0]):,} "
+                         "training images; allowed: at most the training images")  # fmt: skip
+
+
+def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
+    """The results (and models) of the finished run of ``cfg`` in ``out``, None if it has none.
+
+    Writes ``config.json`` for the run about to start. A run of another configuration, or files
+    that cannot belong to an unfinished run of this one, are a ``ValueError`` or a
+    :class:`runs.RunFolderError` naming them; nothing trained is deleted or trained over.
+    """
     wanted = dataclasses.asdict(cfg)
-    config_file = out / "config.json"
     ignored = _JOINT_KNOBS if kind in ("supcon", "cross_entropy") else ()
-    if config_file.exists():
-        differ = _config_differences(json.loads(config_file.read_text()), wanted, ignored)
-        if differ:
-            raise ValueError(
-                f"{out} holds a run of another configuration ({differ}); it is kept. Pass "
-                f"another run_dir to train this one beside it, or delete {out} to replace it."
-            )
+    remedy = f"delete it, or the folder {out}, to train this run again"
     if (out / "results.json").exists():
-        results = json.loads((out / "results.json").read_text())
+        results = runs.read_json(out / "results.json", remedy)
+        _refuse_other_config(out, results.get("config", {}), wanted, ignored)
         results["models"] = _load_models(out)
         return results
+    models = sorted(p.name for p in out.glob("[!.]*.keras"))
+    backup = (out / "backup").exists()
+    if models and not backup:
+        raise runs.RunFolderError(
+            f"{out} holds trained models ({', '.join(models)}) but no results.json; they are kept. "
+            f"Delete them (or the folder {out}) to train this run again."
+        )
+    config_file = out / "config.json"
+    if config_file.exists():
+        saved = runs.read_json(config_file, f"delete the folder {out} to start this run afresh")
+        if backup or (out / "history.csv").exists():  # unfinished: resumed with its own config
+            _refuse_other_config(out, saved, wanted, ignored)
+    elif backup:
+        raise runs.RunFolderError(
+            f"{out} holds a training backup but no config.json, so it cannot tell which run it "
+            f"belongs to; delete {out / 'backup'} (or the folder) to train this run from epoch 0."
+        )
+    runs.write_json(config_file, wanted)
+    return None
 
-    pretrained = None
-    if kind == "finetune":
-        pretrained = run("supcon", cfg, run_dir, verbose=verbose, strategy=strategy)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(json.dumps(wanted, indent=2) + "\n")
-    if not (out / "backup").exists():  # no epoch to resume from: training starts at epoch 0
+
+def _refuse_other_config(out: Path, saved: dict, wanted: dict, ignored: tuple[str, ...]) -> None:
+    differ = _config_differences(saved, wanted, ignored)
+    if differ:
+        raise ValueError(
+            f"{out} holds a run of another configuration ({differ}); it is kept. Pass "
+            f"another run_dir to train this one beside it, or delete {out} to replace it."
+        )
+
+
+def _train(kind, cfg, out, train, test, callbacks, verbose, strategy, test_every, pretrained):
+    """Train ``kind`` in ``out`` from its backup's epoch on: its results record and models."""
+    first_epoch = runs.restore_backup(out / "backup")
+    if first_epoch == 0:
         (out / "history.csv").unlink(missing_ok=True)
+    runs.trim_history(out / "history.csv", first_epoch)
     keras.utils.set_random_seed(cfg.seed)
-    train, test = load_data(cfg)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     previous = history(out)  # the epochs of an interrupted run, if any
-    first_epoch = _resume_epoch(out / "backup")
     start = time.perf_counter()
-    fit_callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+    fit_callbacks = [  # the log before the backup: a kill between leaves a row that is trimmed
         TestAccuracy(_test_scorer(kind, cfg, train, test), previous, every=test_every),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        runs.Backup(out / "backup"),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
     fit = _Fitter(cfg, train, fit_callbacks, verbose, first_epoch)
     with scope:
         if kind in ("supcon", "moco"):
-            moco_kind = kind == "moco"
-            trained = _train_supcon(cfg, train, fit, momentum_queue=moco_kind)
+            trained = _train_supcon(cfg, train, fit, momentum_queue=kind == "moco")
             _check_finite(history(out))
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
             probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
@@ -253,22 +364,19 @@ def run(
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
         else:
-            trained = _finetune(cfg, Path(run_dir) / "supcon", train, fit)
+            trained = _finetune(cfg, out.parent / "supcon", train, fit)
             _check_finite(history(out))
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
             metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
-    for name, model in trained.items():
-        model.save(out / f"{name}.keras")
     results = {
         "kind": kind,
         "metrics": metrics,
-        "config": wanted,
+        "config": dataclasses.asdict(cfg),
         "wall_time_s": round(_elapsed(previous) + time.perf_counter() - start, 1),
         "epochs_completed": len(history(out)),
         "resumed_after_epochs": len(previous),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return {**results, "models": trained}
+    return results, trained
 
 
 class TestAccuracy(keras.callbacks.Callback):
@@ -516,8 +624,6 @@ def hybrid_model(
     Fed ``(views, {"projection": labels, "logits": labels repeated per view})``; ``n_images``
     sets the learning-rate schedule's length.
     """
-    if cfg.supcon_weight < 0:
-        raise ValueError(f"supcon_weight must be >= 0, got {cfg.supcon_weight}")
     encoder = models.build_encoder(cfg.encoder, input_shape)
     head = models.projection_head(encoder.output_shape[-1])
     classifier = models.linear_classifier(encoder.output_shape[-1], n_classes)
@@ -612,9 +718,6 @@ def _balanced(cfg: Config) -> tuple[int, int] | None:
     """``(classes, images per class)`` of a batch for class-balanced batches, else None."""
     if cfg.classes_per_batch is None:
         return None
-    if cfg.batch_size % cfg.classes_per_batch:
-        raise ValueError(f"batch_size={cfg.batch_size} is not a multiple of "
-                         f"classes_per_batch={cfg.classes_per_batch}")  # fmt: skip
     return cfg.classes_per_batch, cfg.batch_size // cfg.classes_per_batch
 
 
@@ -649,4 +752,5 @@ def _optimizer(cfg: Config, n_images: int) -> keras.optimizers.Optimizer:
 
 
 def _load_models(out: Path) -> dict[str, keras.Model]:
-    return {path.stem: keras.saving.load_model(path) for path in sorted(out.glob("*.keras"))}
+    remedy = f"delete the folder {out} to train the run again"
+    return {path.stem: runs.load_model(path, remedy) for path in sorted(out.glob("[!.]*.keras"))}

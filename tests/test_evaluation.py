@@ -81,6 +81,30 @@ def test_separable_classes_are_found_by_knn_and_the_linear_probe():
     assert evaluation.linear_probe_accuracy(*train, *test) == 1.0
 
 
+def test_labels_shaped_n_by_1_as_keras_loads_cifar_give_the_same_answers():
+    (x, y), (tx, ty) = clusters(seed=3, spread=0.05), clusters(seed=3, spread=0.05)
+    column = (y[:, None], ty[:, None])
+    assert evaluation.knn_accuracy(x, column[0], tx, column[1]) == 1.0
+    assert evaluation.linear_probe_accuracy(x, column[0], tx, column[1]) == 1.0
+    assert evaluation.cosine_similarities(x, column[0]) == evaluation.cosine_similarities(x, y)
+    report = evaluation.classification_report(column[1], ty, ["a", "b", "c"])
+    assert report == evaluation.classification_report(ty, ty, ["a", "b", "c"])
+    assert report["accuracy"] == 1.0
+    np.testing.assert_array_equal(evaluation.few_label_subset(column[0], 2, seed=1),
+                                  evaluation.few_label_subset(y, 2, seed=1))  # fmt: skip
+    with pytest.raises(ValueError, match=r"test labels must have shape \(n,\) or \(n, 1\), "
+                       r"got \(90, 2\)"):  # fmt: skip
+        evaluation.knn_accuracy(x, y, tx, np.stack([ty, ty], axis=1))
+
+
+def test_classification_report_needs_one_name_per_class():
+    with pytest.raises(ValueError, match=r"y_true holds class 2, but class_names names 2 classes "
+                       r"\(0 to 1\); give one name per class"):  # fmt: skip
+        evaluation.classification_report(np.array([0, 1, 2]), np.array([0, 1, 1]), ["a", "b"])
+    with pytest.raises(ValueError, match="y_pred holds class -1"):
+        evaluation.classification_report(np.array([0, 1]), np.array([0, -1]), ["a", "b"])
+
+
 def test_classification_report_counts_per_class():
     y_true = np.array([0, 0, 0, 1, 1, 2])
     y_pred = np.array([0, 0, 1, 1, 2, 2])

@@ -330,6 +330,53 @@ def test_half_precision_inputs_at_small_temperature(dtype, variant):
         np.testing.assert_allclose(float(value), float(reference), rtol=1e-2, err_msg=name)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e-8, 1e-5, 1.0, 1e5, 1e19, 1e30])
+def test_any_finite_scale_gives_the_float64_loss_and_gradient(scale):
+    # l2_normalize squared the entries: above ~1e19 the sum overflowed, below ~1e-6 its floor took
+    # over, and the loss sat at ln(2N-1) with a zero gradient. The direction has no scale.
+    rng = np.random.default_rng(7)
+    features, labels = rng.normal(size=(8, 2, 5)), rng.integers(0, 3, 8)
+    values, gradients = [], []
+    for dtype in (tf.float64, tf.float32):
+        x = tf.constant(features * scale, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = supcon_loss(x, labels, temperature=0.1)
+        values.append(float(value))
+        gradients.append(tape.gradient(value, x).numpy().astype(np.float64) * scale)
+    assert values[0] == pytest.approx(naive_supcon(features, labels, 0.1, "out", "all"), rel=1e-9)
+    assert values[1] == pytest.approx(values[0], rel=1e-5)
+    assert np.all(np.isfinite(gradients[1])) and np.abs(gradients[0]).max() > 1e-3
+    # The gradient scales as 1 / scale; rescaled, float32's equals float64's.
+    np.testing.assert_allclose(gradients[1], gradients[0], rtol=1e-3, atol=1e-5)
+
+
+def test_half_precision_features_far_from_unit_scale_keep_the_float32_loss():
+    rng = np.random.default_rng(8)
+    features, labels = rng.normal(size=(8, 2, 5)), rng.integers(0, 3, 8)
+    for scale in (1e-4, 1e4):
+        x = tf.constant(features * scale, tf.float16)
+        expected = supcon_loss(tf.cast(x, tf.float64), labels, temperature=0.1)
+        assert float(supcon_loss(x, labels, temperature=0.1)) == pytest.approx(float(expected),
+                                                                              rel=1e-5)  # fmt: skip
+
+
+def test_an_all_zero_row_is_the_zero_vector_with_a_finite_gradient():
+    # Documented behaviour: no direction, so similarity 0 to every view (logit 0).
+    features = np.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.6, 0.8]]])
+    x = tf.constant(features)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = supcon_loss(x, np.array([0, 1]), temperature=0.5)
+    unit = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.6, 0.8]])  # view-major
+    logits = unit @ unit.T / 0.5
+    np.fill_diagonal(logits, -np.inf)
+    log_prob = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    positives = [(0, 2), (1, 3), (2, 0), (3, 1)]  # the other view of the same image
+    assert float(value) == pytest.approx(-np.mean([log_prob[a, p] for a, p in positives]))
+    assert np.all(np.isfinite(tape.gradient(value, x).numpy()))
+
+
 # 6. tf.distribute ----------------------------------------------------------------------------
 
 

@@ -93,3 +93,42 @@ def test_a_comparison_of_models_becomes_one_table_with_a_column_per_model():
     assert "| knn_accuracy | 0.9000 | 0.9500 |" in table
     assert "| silhouette_cosine |  | 0.5000 |" in table
     assert "confusion_matrix" not in table
+
+
+def _main_refuses(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        runner.main(argv)
+    assert stop.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_or_mistyped_parameters_and_bad_names_stop_the_runner_before_any_notebook(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(runner, "RUNS_DIR", tmp_path)
+    ran = []
+    monkeypatch.setattr(runner, "run_notebook", lambda *args: ran.append(args))
+    _main_refuses(["--only", "02", "-p", "temperatur=0.2"],
+                  "no notebook of this run declares a parameter 'temperatur'; they declare:",
+                  capsys)  # fmt: skip
+    _main_refuses(
+        ["--only", "03", "-p", "epochs=abc"],
+        "epochs='abc' (str): 03_training declares epochs as Optional[int]",
+        capsys,
+    )
+    _main_refuses(["--only", "03", "-p", "epochs=2.5"], "epochs=2.5 (float)", capsys)
+    _main_refuses(["--name", "../x", "--only", "02"], "--name '../x': allowed is a plain folder",
+                  capsys)  # fmt: skip
+    _main_refuses(["--only", "99"], "--only 99: no notebook matches", capsys)
+    assert ran == [] and list(tmp_path.iterdir()) == []
+
+
+def test_declared_types_are_read_from_the_notebooks_annotations():
+    assert runner._allowed_types("Optional[int]") == (int, type(None))
+    assert runner._allowed_types("float") == (int, float)
+    assert runner._allowed_types("int | None") == (int, type(None))
+    assert runner._allowed_types("None") is None  # no annotation: not checked
+    notebook = runner.notebooks()[2]  # 03_training
+    runner.check_parameters([notebook], {"epochs": 2, "temperature": 0.2, "dataset": None})
+    with pytest.raises(ValueError, match="preset=1 .int.: 03_training declares preset as str"):
+        runner.check_parameters([notebook], {"preset": 1})

@@ -133,6 +133,15 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
     for grid, fixed, message in cases:
         with pytest.raises(ValueError, match=message):
             sweep.sweep(nb, grid, "bad", fixed=fixed, runs_dir=runs)
+    with pytest.raises(ValueError, match="--name '../x': allowed is a plain folder name"):
+        sweep.sweep(nb, {"value": [1]}, "../x", runs_dir=runs)
+    (tmp_path / "typed").mkdir()
+    typed = _notebook(tmp_path / "typed", parameters='run_dir: str = "unset"\nvalue: int = 1\n'
+                      'scale: float = 1.0\nlabel: str = "a"')  # fmt: skip
+    with pytest.raises(ValueError, match=r"value='abc' \(str\): 99_fake declares value as int"):
+        sweep.sweep(typed, {"value": [1, "abc"]}, "bad", runs_dir=runs)
+    with pytest.raises(ValueError, match=r"scale=True \(bool\)"):
+        sweep.sweep(typed, {"value": [1]}, "bad", fixed={"scale": True}, runs_dir=runs)
     (tmp_path / "other").mkdir()
     no_run_dir = _notebook(tmp_path / "other", parameters="value = 1")
     with pytest.raises(ValueError, match="declares no run_dir"):

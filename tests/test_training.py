@@ -440,7 +440,7 @@ def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
                     np.testing.assert_allclose(a, b, atol=1e-6)
     assert losses[0.0][0] == pytest.approx(losses[0.0][1], rel=1e-6)
     assert losses[0.5][0] > losses[0.5][1] + 0.5  # SupCon's term (about ln 31) counts now
-    with pytest.raises(ValueError, match="supcon_weight must be >= 0"):
+    with pytest.raises(ValueError, match="supcon_weight=-1.0; allowed: 0 or more"):
         training.hybrid_model(
             training.config("quick", **TINY, supcon_weight=-1.0), (8, 8, 1), 4, 256
         )
