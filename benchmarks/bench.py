@@ -4,7 +4,7 @@
     python benchmarks/bench.py --steps 2 --warmup 1  # a quick check that it runs
 
 Everything is measured at the ``full`` preset's batch size (``training.PRESETS["full"]``) with
-the models, loss and optimizer of ``training._train_cross_entropy`` / ``training._train_supcon``.
+the models, loss and optimizer that ``training.run`` trains (``supcon_utils.recipes``).
 A step is one ``model.train_function`` call (what ``fit`` runs per batch) followed by reading the
 loss, so each timed step has finished. The first ``--warmup`` steps of each input are left out
 (tracing, XLA compilation, filling the ``tf.data`` buffers); each figure below comes from the
@@ -248,31 +248,13 @@ def worker_profile(args: argparse.Namespace) -> dict[str, Any]:
 def build_model(
     kind: str, cfg: Any, input_shape: tuple[int, ...], n_classes: int, n_images: int
 ) -> tuple[keras.Model, int, int]:
-    """The compiled model of `kind` as training.py builds it; forward MACs per view; views."""
-    import keras
+    """The compiled model of `kind` as training builds it (``recipes.RECIPES``); forward MACs of
+    its encoder and head per view; views per image."""
+    from supcon_utils import models, recipes
 
-    from supcon_utils import losses, models, training
-
-    encoder = models.build_encoder(cfg.encoder, input_shape)
-    if kind == "supcon":
-        head = models.projection_head(encoder.output_shape[-1])
-        model = models.SupConModel(encoder, head)
-        model.compile(
-            optimizer=training._optimizer(cfg, n_images),
-            loss=losses.SupConLoss(temperature=cfg.temperature),
-            jit_compile=cfg.jit_compile,
-        )
-        return model, models.count_macs(encoder) + models.count_macs(head), cfg.n_views
-    classifier = models.linear_classifier(encoder.output_shape[-1], n_classes)
-    inputs = keras.Input(input_shape)
-    model = keras.Model(inputs, classifier(encoder(inputs)))
-    model.compile(
-        optimizer=training._optimizer(cfg, n_images),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,
-    )
-    return model, models.count_macs(encoder) + models.count_macs(classifier), 1
+    built = recipes.get(kind).build(cfg, input_shape, n_classes, n_images, None)
+    macs = sum(models.count_macs(part) for part in built.parts.values())
+    return built.model, macs, built.n_views
 
 
 def time_alternating(

@@ -320,7 +320,10 @@ def unit_rows(x: tf.Tensor) -> tf.Tensor:
     at ln(2N-1) with a zero gradient. Each row is first divided by its largest magnitude (held
     constant for the gradient: the direction does not depend on it), so the squares lie in
     [0, 1]. An all-zero row has no direction: it stays the zero vector, similarity 0 to every
-    view, with a finite gradient.
+    view, with a finite gradient. The gradient with respect to the features scales as 1 / their
+    norm and takes their dtype: for float16 features of norm below about 1e-5 it is beyond
+    float16's largest value (65504) and comes out infinite, as the exact value would; keep such
+    features in float32 (Keras' mixed precision computes losses in float32).
     """
     largest = tf.stop_gradient(tf.reduce_max(tf.abs(x), axis=-1, keepdims=True))
     return tf.math.l2_normalize(x / tf.where(largest > 0, largest, tf.ones_like(largest)), axis=-1)

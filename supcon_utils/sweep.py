@@ -37,8 +37,6 @@ if TYPE_CHECKING:  # training imports TensorFlow: the notebook sweep's CLI start
     from supcon_utils import training
 
 POINT_FILE = "point.json"
-# Kinds whose per-epoch test accuracy (training.TestAccuracy) is a k-NN vote of encoder features.
-_KNN_SCORED = ("supcon", "moco", "hybrid")
 
 
 def config_sweep(
@@ -68,7 +66,7 @@ def config_sweep(
     """
     from tqdm import tqdm
 
-    from supcon_utils import training
+    from supcon_utils import recipes, training
 
     if not isinstance(base, training.Config):
         raise ValueError(f"base must be a training.Config, got {type(base).__name__}")
@@ -79,8 +77,7 @@ def config_sweep(
         if unknown:
             raise ValueError(f"point {point} sets unknown Config fields {sorted(unknown)}")
         point_kind = point.get("kind", kind)
-        if point_kind not in training.KINDS:
-            raise ValueError(f"unknown kind {point_kind!r}; expected one of {training.KINDS}")
+        recipes.get(point_kind)  # an unknown kind is a ValueError listing the known ones
         cfg = dataclasses.replace(base, **{k: v for k, v in point.items() if k != "kind"})
         changed = {k: v for k, v in point.items() if k != "kind" and getattr(base, k) != v}
         if point_kind != kind:
@@ -102,7 +99,7 @@ def config_sweep(
         else:
             last = training.history(Path(run_dir) / folder / point_kind)[-1]
             row["test_accuracy"] = results["metrics"]["test_accuracy"]
-            if point_kind in _KNN_SCORED:
+            if recipes.get(point_kind).knn_scored:
                 row["knn_accuracy"] = last.get("test_accuracy")
             row["wall_time_s"] = results["wall_time_s"]
         rows.append(row)

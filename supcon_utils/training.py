@@ -2,7 +2,8 @@
 ways of joining them.
 
 All recipes train the same encoder with the same augmentation and epoch budget, so the comparison
-is fair. The kinds of run:
+is fair. Each kind of run is one entry of ``supcon_utils.recipes.RECIPES`` (its model, views,
+probe, per-epoch scoring and own settings); :func:`run` orchestrates any of them. The kinds:
 
 - ``supcon``: SupCon pretraining of encoder + projection head, then a linear probe on the frozen
   encoder (the paper's two stages);
@@ -54,22 +55,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from supcon_utils import augment, data, evaluation, losses, moco, models, runs
+from supcon_utils import augment, data, evaluation, models, recipes, runs
 
-KINDS = ("supcon", "cross_entropy", "hybrid", "finetune", "moco")
+KINDS = recipes.KINDS
 # Training images whose features are the k-NN reference of the per-epoch SupCon test accuracy.
 KNN_REFERENCE = 10_000
 KNN_K = 20
-# Knobs of the joint and momentum recipes: they do not change a supcon or cross_entropy run.
-_JOINT_KNOBS = (
-    "supcon_weight",
-    "ce_weight",  # the hybrid's weight before supcon_weight replaced it, in older runs' configs
-    "stop_gradient",
-    "finetune_epochs",
-    "finetune_lr",
-    "queue_size",
-    "momentum",
-)
+hybrid_model = recipes.hybrid_model  # the hybrid recipe's compiled model, for notebook 07
 
 
 @dataclass(frozen=True)
@@ -251,13 +243,8 @@ def run(
     ``test_every``: the test accuracy of :class:`TestAccuracy` is measured every this many epochs
     and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the last only.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
-    if not cfg.use_labels and kind in ("cross_entropy", "hybrid"):
-        raise ValueError(f"use_labels=False (SimCLR) needs a contrastive kind; {kind} trains on "
-                         "labels by cross-entropy")  # fmt: skip
-    if cfg.contrast_mode != "all" and kind == "moco":
-        raise ValueError("moco contrasts every view with the queue: contrast_mode must be 'all'")
+    recipe = recipes.get(kind)
+    recipes.check(kind, cfg)
     out = Path(run_dir) / kind
     train, test = load_data(cfg)  # checks the dataset's name and n_train before anything is written
     _check_fits_data(cfg, train)
@@ -266,9 +253,9 @@ def run(
         if done is not None:
             return done
         pretrained = None
-        if kind == "finetune":
-            pretrained = run("supcon", cfg, run_dir, verbose=verbose, strategy=strategy)
-        results, trained = _train(kind, cfg, out, train, test, callbacks, verbose, strategy,
+        if recipe.starts_from is not None:
+            pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy)
+        results, trained = _train(recipe, cfg, out, train, test, callbacks, verbose, strategy,
                                   test_every, pretrained)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
@@ -292,7 +279,7 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
     :class:`runs.RunFolderError` naming them; nothing trained is deleted or trained over.
     """
     wanted = dataclasses.asdict(cfg)
-    ignored = _JOINT_KNOBS if kind in ("supcon", "cross_entropy") else ()
+    ignored = recipes.ignored_fields(kind)
     remedy = f"delete it, or the folder {out}, to train this run again"
     if (out / "results.json").exists():
         results = runs.read_json(out / "results.json", remedy)
@@ -329,8 +316,8 @@ def _refuse_other_config(out: Path, saved: dict, wanted: dict, ignored: tuple[st
         )
 
 
-def _train(kind, cfg, out, train, test, callbacks, verbose, strategy, test_every, pretrained):
-    """Train ``kind`` in ``out`` from its backup's epoch on: its results record and models."""
+def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_every, pretrained):
+    """Train ``recipe`` in ``out`` from its backup's epoch on: its results record and models."""
     first_epoch = runs.restore_backup(out / "backup")
     if first_epoch == 0:
         (out / "history.csv").unlink(missing_ok=True)
@@ -340,36 +327,32 @@ def _train(kind, cfg, out, train, test, callbacks, verbose, strategy, test_every
     previous = history(out)  # the epochs of an interrupted run, if any
     start = time.perf_counter()
     fit_callbacks = [  # the log before the backup: a kill between leaves a row that is trimmed
-        TestAccuracy(_test_scorer(kind, cfg, train, test), previous, every=test_every),
+        TestAccuracy(_test_scorer(recipe.name, cfg, train, test), previous, every=test_every),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         runs.Backup(out / "backup"),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
-    fit = _Fitter(cfg, train, fit_callbacks, verbose, first_epoch)
+    before = None if pretrained is None else out.parent / recipe.starts_from  # its run folder
     with scope:
-        if kind in ("supcon", "moco"):
-            trained = _train_supcon(cfg, train, fit, momentum_queue=kind == "moco")
-            _check_finite(history(out))
+        built = recipe.build(cfg, train[0].shape[1:], int(train[1].max()) + 1, len(train[0]),
+                             before)  # fmt: skip
+        _Fitter(cfg, train, fit_callbacks, verbose, first_epoch)(
+            built.model, built.n_views, built.per_batch, epochs=built.epochs
+        )
+        trained = dict(built.parts)
+        _check_finite(history(out))
+        if recipe.contrastive:
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
-            probe, metrics = linear_probe(trained["encoder"], train, test, cfg, verbose=verbose)
-            trained["classifier"] = probe
-        elif kind == "cross_entropy":
-            trained = _train_cross_entropy(cfg, train, fit)
-            _check_finite(history(out))
-            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
-        elif kind == "hybrid":
-            trained = _train_hybrid(cfg, train, fit)
-            _check_finite(history(out))
-            _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
-            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+        if recipe.probe:
+            trained["classifier"], metrics = linear_probe(trained["encoder"], train, test, cfg,
+                                                          verbose=verbose)  # fmt: skip
         else:
-            trained = _finetune(cfg, out.parent / "supcon", train, fit)
-            _check_finite(history(out))
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+        if pretrained is not None:
             metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
     results = {
-        "kind": kind,
+        "kind": recipe.name,
         "metrics": metrics,
         "config": dataclasses.asdict(cfg),
         "wall_time_s": round(_elapsed(previous) + time.perf_counter() - start, 1),
@@ -428,7 +411,7 @@ def _test_scorer(
     per epoch on a CPU, against the minutes a linear probe would take.
     """
     batch = cfg.batch_size * 4
-    if kind in ("cross_entropy", "finetune"):
+    if not recipes.get(kind).knn_scored:
         test_ds = data.make_dataset(test[0], None, batch_size=batch)
         return lambda model: float(np.mean(model.predict(test_ds, verbose=0).argmax(1) == test[1]))
     ref_x, ref_y = train
@@ -575,99 +558,6 @@ def _check_not_collapsed(encoder: keras.Model, head: keras.Model, images: np.nda
         )
 
 
-def _train_supcon(cfg, train, fit, momentum_queue: bool = False) -> dict[str, keras.Model]:
-    input_shape = train[0].shape[1:]
-    encoder = models.build_encoder(cfg.encoder, input_shape)
-    head = models.projection_head(encoder.output_shape[-1])
-    if momentum_queue:
-        model = moco.MoCoSupConModel(
-            encoder, head, queue_size=cfg.queue_size, momentum=cfg.momentum,
-            temperature=cfg.temperature, variant=cfg.variant,
-        )  # fmt: skip
-        model.compile(optimizer=_optimizer(cfg, len(train[0])), jit_compile=cfg.jit_compile)
-    else:
-        model = models.SupConModel(encoder, head)
-        model.compile(optimizer=_optimizer(cfg, len(train[0])), loss=_supcon_loss(cfg),
-                      jit_compile=cfg.jit_compile)  # fmt: skip
-    # Without labels the models' train steps contrast the views alone (SimCLR).
-    fit(model, cfg.n_views, None if cfg.use_labels else lambda views, labels: views)
-    return {"encoder": encoder, "projection_head": head}
-
-
-def _supcon_loss(cfg: Config) -> losses.SupConLoss:
-    return losses.SupConLoss(
-        temperature=cfg.temperature, variant=cfg.variant, contrast_mode=cfg.contrast_mode
-    )
-
-
-def _train_cross_entropy(cfg, train, fit) -> dict[str, keras.Model]:
-    input_shape = train[0].shape[1:]
-    encoder = models.build_encoder(cfg.encoder, input_shape)
-    classifier = models.linear_classifier(encoder.output_shape[-1], int(train[1].max()) + 1)
-    inputs = keras.Input(input_shape)
-    model = keras.Model(inputs, classifier(encoder(inputs)))
-    model.compile(
-        optimizer=_optimizer(cfg, len(train[0])),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,
-    )
-    fit(model, 1)
-    return {"encoder": encoder, "classifier": classifier}
-
-
-def hybrid_model(
-    cfg: Config, input_shape: Sequence[int], n_classes: int, n_images: int
-) -> models.HybridModel:
-    """The hybrid recipe's model, compiled: cross-entropy + ``cfg.supcon_weight`` x SupCon.
-
-    Fed ``(views, {"projection": labels, "logits": labels repeated per view})``; ``n_images``
-    sets the learning-rate schedule's length.
-    """
-    encoder = models.build_encoder(cfg.encoder, input_shape)
-    head = models.projection_head(encoder.output_shape[-1])
-    classifier = models.linear_classifier(encoder.output_shape[-1], n_classes)
-    model = models.HybridModel(encoder, head, classifier, stop_gradient=cfg.stop_gradient)
-    model.compile(
-        optimizer=_optimizer(cfg, n_images),
-        loss={"projection": _supcon_loss(cfg),
-              "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-        loss_weights={"projection": cfg.supcon_weight, "logits": 1.0},
-        metrics={"logits": ["accuracy"]},
-        jit_compile=cfg.jit_compile,
-    )  # fmt: skip
-    return model
-
-
-def _train_hybrid(cfg, train, fit) -> dict[str, keras.Model]:
-    model = hybrid_model(cfg, train[0].shape[1:], int(train[1].max()) + 1, len(train[0]))
-    encoder, head, classifier = model.encoder, model.head, model.classifier
-
-    def per_output(views, y):  # SupCon takes one label per image, cross-entropy one per view
-        return views, {"projection": y, "logits": tf.repeat(y[:, None], cfg.n_views, axis=1)}
-
-    fit(model, cfg.n_views, per_output)
-    return {"encoder": encoder, "projection_head": head, "classifier": classifier}
-
-
-def _finetune(cfg, pretrained: Path, train, fit) -> dict[str, keras.Model]:
-    encoder = keras.saving.load_model(pretrained / "encoder.keras")  # fresh copies from disk
-    classifier = keras.saving.load_model(pretrained / "classifier.keras")
-    inputs = keras.Input(train[0].shape[1:])
-    model = keras.Model(inputs, classifier(encoder(inputs)))
-    tuned = dataclasses.replace(
-        cfg, epochs=cfg.finetune_epochs, learning_rate=cfg.finetune_lr, warmup_epochs=0.0
-    )
-    model.compile(
-        optimizer=_optimizer(tuned, len(train[0])),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,
-    )
-    fit(model, 1, epochs=tuned.epochs)
-    return {"encoder": encoder, "classifier": classifier}
-
-
 @dataclass
 class _Fitter:
     """``model.fit`` on the training pipeline of ``cfg`` from ``first_epoch`` on.
@@ -732,23 +622,6 @@ def _train_dataset(cfg: Config, train: data.Split, n_views: int, epochs: range):
 def _classifier_metrics(encoder, classifier, test, cfg) -> dict[str, float]:
     logits = classifier.predict(embed(encoder, test[0], cfg.batch_size * 4), verbose=0)
     return {"test_accuracy": float(np.mean(logits.argmax(axis=1) == test[1]))}
-
-
-def _optimizer(cfg: Config, n_images: int) -> keras.optimizers.Optimizer:
-    """The configured optimizer with linear warm-up then cosine decay, counted in steps."""
-    steps_per_epoch = n_images // cfg.batch_size  # the pipelines drop the last partial batch
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else cfg.learning_rate,
-        decay_steps=max(cfg.epochs * steps_per_epoch - warmup, 1),
-        warmup_target=cfg.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'adamw' or 'sgd'")
 
 
 def _load_models(out: Path) -> dict[str, keras.Model]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supcon_utils import evaluation, models, training
+from supcon_utils import evaluation, models, recipes, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(
@@ -224,7 +224,7 @@ def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
     # A supcon or cross_entropy run saved when the hybrid's knob was ce_weight still loads.
     old = saved | {"ce_weight": 1.0}
     assert "ce_weight: 1.0 there" in training._config_differences(old, wanted)
-    assert training._config_differences(old, wanted, training._JOINT_KNOBS) == ""
+    assert training._config_differences(old, wanted, recipes.ignored_fields("supcon")) == ""
 
 
 @pytest.mark.slow
@@ -424,13 +424,13 @@ def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
     for weight in (0.0, 0.5):
         cfg = training.config("quick", **TINY, supcon_weight=weight, **sgd)
         keras.utils.set_random_seed(0)
-        hybrid = training.hybrid_model(cfg, (8, 8, 1), 4, 256)
+        hybrid = recipes.hybrid_model(cfg, (8, 8, 1), 4, 256)
         copies = [keras.models.clone_model(m) for m in (hybrid.encoder, hybrid.classifier)]
         for copy, original in zip(copies, (hybrid.encoder, hybrid.classifier), strict=True):
             copy.set_weights(original.get_weights())
         inputs = keras.Input((8, 8, 1))
         ce = keras.Model(inputs, copies[1](copies[0](inputs)))
-        ce.compile(optimizer=training._optimizer(cfg, 256),
+        ce.compile(optimizer=recipes.optimizer(cfg, 256),
                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
         losses[weight] = (hybrid.train_on_batch(views, targets, return_dict=True)["loss"],
                           ce.train_on_batch(images, image_labels))  # fmt: skip
@@ -441,7 +441,7 @@ def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
     assert losses[0.0][0] == pytest.approx(losses[0.0][1], rel=1e-6)
     assert losses[0.5][0] > losses[0.5][1] + 0.5  # SupCon's term (about ln 31) counts now
     with pytest.raises(ValueError, match="supcon_weight=-1.0; allowed: 0 or more"):
-        training.hybrid_model(
+        recipes.hybrid_model(
             training.config("quick", **TINY, supcon_weight=-1.0), (8, 8, 1), 4, 256
         )
 
