@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import time
 import typing
@@ -584,16 +583,6 @@ class _Fitter:
             steps_per_epoch=_batches_per_epoch(self.cfg, self.train), callbacks=self.callbacks,
             verbose=self.verbose, shuffle=False,
         )  # fmt: skip
-
-
-def _resume_epoch(backup: Path) -> int:
-    """The epoch ``BackupAndRestore(backup)`` will resume at: 0 when there is nothing to resume.
-
-    Keras keeps it in ``training_metadata.json`` beside the weights it restores and sets the
-    model's first epoch from it; the pipeline must start at the same epoch.
-    """
-    record = backup / "training_metadata.json"
-    return int(json.loads(record.read_text())["epoch"]) if record.exists() else 0
 
 
 def _batches_per_epoch(cfg: Config, train: data.Split) -> int:
