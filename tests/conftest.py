@@ -8,6 +8,7 @@ They must be configured before TensorFlow initialises its devices, hence here at
 # isort: off
 import pytest
 import supcon_utils  # noqa: F401
+import keras
 import tensorflow as tf
 
 # isort: on
@@ -35,3 +36,20 @@ def two_replicas() -> tf.distribute.MirroredStrategy:
             "before TensorFlow initialises; something initialised TensorFlow's devices earlier"
         )
     return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+class EpochStarts(keras.callbacks.Callback):
+    """Records the epochs a ``fit`` starts, to tell a resumed or loaded run from a retrained one."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+
+@pytest.fixture
+def epoch_starts() -> EpochStarts:
+    """A fresh :class:`EpochStarts` callback."""
+    return EpochStarts()

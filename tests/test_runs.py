@@ -26,15 +26,6 @@ def _snapshot(folder) -> dict:
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.started = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started.append(epoch)
-
-
 # A process that trains TINY supcon and SIGKILLs itself at `where`: "probe" (training done, the
 # linear probe starting) or "save" (the first model being saved); "none" trains to the end.
 _KILL_ITSELF = r"""
@@ -60,12 +51,12 @@ def _process(run_dir, where: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow  # four short training processes
 @pytest.mark.parametrize("where", ["probe", "save"])
-def test_a_kill_after_training_resumes_with_nothing_to_train(tmp_path, where):
+def test_a_kill_after_training_resumes_with_nothing_to_train(tmp_path, where, epoch_starts):
     killed = _process(tmp_path / "killed", where)
     assert killed.returncode == -9
     out = tmp_path / "killed" / "supcon"
     assert len(training.history(out)) == 3 and (out / "backup").exists()
-    epochs = _Epochs()
+    epochs = epoch_starts
     resumed = training.run("supcon", _cfg(), tmp_path / "killed", callbacks=[epochs], verbose=0)
     assert epochs.started == []  # no epoch trained again
     assert resumed["resumed_after_epochs"] == 3 and resumed["epochs_completed"] == 3
@@ -134,13 +125,13 @@ def test_deleted_results_with_models_kept_is_an_error_not_a_retraining(finished,
     assert _snapshot(out) == before
 
 
-def test_deleted_config_still_refuses_another_configuration(finished, tmp_path):
+def test_deleted_config_still_refuses_another_configuration(finished, tmp_path, epoch_starts):
     run_dir, out = _copy(finished, tmp_path)
     (out / "config.json").unlink()
     with pytest.raises(ValueError, match=r"another configuration \(epochs: 3 there, 1 asked; "
                        r"learning_rate: 0.002 there, 0.05 asked\)"):  # fmt: skip
         training.run("cross_entropy", _cfg(epochs=1, learning_rate=0.05), run_dir, verbose=0)
-    epochs = _Epochs()
+    epochs = epoch_starts
     again = training.run("cross_entropy", _cfg(), run_dir, callbacks=[epochs], verbose=0)
     assert epochs.started == [] and again["config"]["epochs"] == 3
 
@@ -182,11 +173,11 @@ def _interrupted(tmp_path):
     return tmp_path / "cross_entropy"
 
 
-def test_half_a_history_row_and_a_row_the_backup_missed_are_trimmed(tmp_path):
+def test_half_a_history_row_and_a_row_the_backup_missed_are_trimmed(tmp_path, epoch_starts):
     out = _interrupted(tmp_path)
     with open(out / "history.csv", "a") as log:
         log.write("2,0.5,0.1,3.0,0.4\n3,0.4")  # a row of an epoch the backup never saved, half one
-    epochs = _Epochs()
+    epochs = epoch_starts
     results = training.run("cross_entropy", _cfg(), tmp_path, callbacks=[epochs], verbose=0)
     assert epochs.started == [2]
     assert [row["epoch"] for row in training.history(out)] == [0, 1, 2]

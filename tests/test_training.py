@@ -37,26 +37,17 @@ class _Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"killed after epoch {epoch}")
 
 
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.started = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started.append(epoch)
-
-
 @pytest.mark.slow
 # hybrid and finetune resume through the same BackupAndRestore as cross_entropy; moco has a queue.
 @pytest.mark.parametrize("kind", ["supcon", "cross_entropy", "moco"])
-def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind):
+def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind, epoch_starts):
     cfg = training.config("quick", **TINY)
     with pytest.raises(KeyboardInterrupt):
         training.run(kind, cfg, tmp_path, callbacks=[_Crash(epoch=1)], verbose=0)
     assert len(training.history(tmp_path / kind)) == 2
     assert (tmp_path / kind / "backup").exists()
 
-    epochs = _Epochs()
+    epochs = epoch_starts
     began = time.perf_counter()
     results = training.run(kind, cfg, tmp_path, callbacks=[epochs], verbose=0)
     took = time.perf_counter() - began
@@ -141,7 +132,7 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_on_the_uninterrupted_weights(tm
 
 
 @pytest.mark.slow
-def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path):
+def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path, epoch_starts):
     cfg = training.config("quick", **TINY)
     first = training.run("cross_entropy", cfg, tmp_path, verbose=0)
     out = tmp_path / "cross_entropy"
@@ -150,7 +141,7 @@ def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path):
     assert saved["resumed_after_epochs"] == 0
     files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
-    epochs = _Epochs()
+    epochs = epoch_starts
     again = training.run("cross_entropy", cfg, tmp_path, callbacks=[epochs], verbose=0)
     assert epochs.started == []
     assert again["metrics"] == first["metrics"]
