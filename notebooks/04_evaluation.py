@@ -33,7 +33,7 @@
 # - how to read t-SNE and PCA pictures of embeddings, and what they cannot tell you;
 # - which classes of Fashion-MNIST each model confuses.
 #
-# **Run time**: 69 s with papermill on a 2-core Intel Xeon (measured 2026-12-06) when notebook 03
+# **Run time**: 69 s with papermill on a 2-core AMD EPYC (measured 2026-12-06) when notebook 03
 # has saved its models in `run_dir` (the main job runs it first); otherwise it trains them first,
 # as notebook 03 does (about 7 minutes more at the defaults).
 
@@ -42,11 +42,11 @@
 # fmt: off
 from typing import Optional  # papermill reads `X | None` as no parameter
 
-preset: str = "quick"  # training preset of the models to evaluate (see notebook 03)
-n_train: Optional[int] = None  # training images of those models; None: the preset's
-batch_size: Optional[int] = None  # their batch size; None: the preset's
-epochs: Optional[int] = None  # their training epochs; None: the preset's
-probe_epochs: Optional[int] = None  # epochs of SupCon's linear probe; None: the preset's
+preset: str = "quick"  # training preset of the models, if run_dir has none (trained here as in 03)
+n_train: Optional[int] = None  # their training images, if trained here; None: the preset's
+batch_size: Optional[int] = None  # their batch size, if trained here; None: the preset's
+epochs: Optional[int] = None  # their training epochs, if trained here; None: the preset's
+probe_epochs: Optional[int] = None  # SupCon's linear probe's epochs, if trained here; None: the preset's
 seed: int = 0  # seeds Python, numpy, TensorFlow, the augmentation and t-SNE
 knn_k: int = 20  # neighbours in the kNN vote (cosine similarity)
 n_geometry: int = 5000  # test images for silhouette, similarities, alignment and uniformity
@@ -94,19 +94,21 @@ started = time.perf_counter()
 # %% [markdown]
 # ## Load both models
 #
-# `training.run` loads a finished run from `run_dir` and trains it only if it is not there, with the
-# same configuration as notebook 03 at the same parameters. Both models are then measured on the
-# same data: the training split they were trained on (for the kNN vote and the probe to fit) and
-# the 10,000 test images.
+# `training.load_run` reads the runs that notebook 03 finished in `run_dir`, whatever parameters
+# trained them, so a setting given to 03 alone (say `temperature`) carries through; only where a
+# run is missing does it train one, as 03 does, at this notebook's parameters.
+# `training.shared_data` returns the configuration of the runs after checking that both trained
+# on the same images. Both models are then measured on the same data: the training split they
+# were trained on (for the kNN vote and the probe to fit) and the 10,000 test images.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies of models trained on this machine, or trained here if missing)
-cfg = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
-                      probe_epochs=probe_epochs, seed=seed)  # fmt: skip
-runs = {"cross_entropy": training.run("cross_entropy", cfg, run_dir, verbose=0),
-        "supcon": training.run("supcon", cfg, run_dir, verbose=0)}  # fmt: skip
+if_missing = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
+                             probe_epochs=probe_epochs, seed=seed)  # fmt: skip
 names = {"cross_entropy": "cross-entropy", "supcon": "SupCon"}
+runs = {kind: training.load_run(run_dir, kind, train_if_missing=if_missing) for kind in names}
+cfg = training.shared_data(runs.values())
 train, test = training.load_data(cfg)
 class_names = data.CLASS_NAMES[cfg.dataset]
 for kind, result in runs.items():
@@ -256,7 +258,6 @@ results = {
     "metrics": metrics,
     "confusion_matrices": {kind: m.tolist() for kind, m in confusion.items()},
     "config": {
-        "preset": preset,
         "knn_k": knn_k,
         "n_geometry": n_geometry,
         "n_plot": n_plot,

@@ -33,7 +33,7 @@
 #   brightness, pixelation, occlusion, rotation, translation, at five severities each);
 # - how ImageNet-C summarises robustness: the corruption error relative to a baseline (mCE).
 #
-# **Run time**: 368 s with papermill on a 2-core Intel Xeon (measured 2026-12-06), six small
+# **Run time**: 299 s with papermill on a 2-core AMD EPYC (measured 2026-12-06), six small
 # runs trained from scratch included, when notebook 03 has saved its models in `run_dir`
 # (otherwise they are trained first, as in notebook 03, about 7 minutes more at the defaults).
 
@@ -42,11 +42,11 @@
 # fmt: off
 from typing import Optional  # papermill reads `X | None` as no parameter
 
-preset: str = "quick"  # training preset of notebook 03's models (see notebook 03)
-n_train: Optional[int] = None  # training images of those models; None: the preset's
-batch_size: Optional[int] = None  # their batch size; None: the preset's
-epochs: Optional[int] = None  # their training epochs, and those of the from-scratch runs; None: the preset's
-probe_epochs: Optional[int] = None  # epochs of SupCon's linear probe; None: the preset's
+preset: str = "quick"  # training preset of notebook 03's models, if run_dir has none (trained here as in 03)
+n_train: Optional[int] = None  # their training images, if trained here; None: the preset's
+batch_size: Optional[int] = None  # their batch size, if trained here; None: the preset's
+epochs: Optional[int] = None  # their training epochs, if trained here; None: the preset's
+probe_epochs: Optional[int] = None  # SupCon's linear probe's epochs, if trained here; None: the preset's
 seed: int = 0  # seeds Python, numpy, TensorFlow, the label picks and the corruptions
 per_class: str = "1,5,10,50,100,500,all"  # labels per class of the probes, comma-separated; "all": every label
 n_seeds: int = 3  # random picks of the labelled images for each size (probes)
@@ -101,9 +101,10 @@ def sizes(text: str) -> list[Optional[int]]:
 # %% [markdown]
 # ## Load both models
 #
-# As in notebook 04: `training.run` loads notebook 03's finished runs from `run_dir` (and trains
-# them only if they are missing). Both encoders were trained **with labels** on the preset's
-# training images (20,000 at `quick`): SupCon's positives are images of one class. So the few-label
+# As in notebook 04: `training.load_run` reads notebook 03's finished runs from `run_dir`, whatever
+# parameters trained them (and trains them at this notebook's parameters only if they are
+# missing). Both encoders were trained **with labels** on the preset's training images (20,000 at
+# `quick`): SupCon's positives are images of one class. So the few-label
 # curves below do not say how SupCon learns from few labels; they say how few labels a linear probe
 # needs to read the classes out of each representation, which is how clearly each one has
 # separated them.
@@ -111,10 +112,11 @@ def sizes(text: str) -> list[Optional[int]]:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies of models trained on this machine, or trained here if missing)
-cfg = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
-                      probe_epochs=probe_epochs, seed=seed)  # fmt: skip
-runs = {"cross-entropy": training.run("cross_entropy", cfg, run_dir, verbose=0),
-        "SupCon": training.run("supcon", cfg, run_dir, verbose=0)}  # fmt: skip
+if_missing = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
+                             probe_epochs=probe_epochs, seed=seed)  # fmt: skip
+runs = {"cross-entropy": training.load_run(run_dir, "cross_entropy", train_if_missing=if_missing),
+        "SupCon": training.load_run(run_dir, "supcon", train_if_missing=if_missing)}  # fmt: skip
+cfg = training.shared_data(runs.values())
 (x_train, y_train), (x_test, y_test) = training.load_data(cfg)
 for name, result in runs.items():
     print(f"{name:>13}: test accuracy {result['metrics']['test_accuracy']:.4f}")
@@ -258,7 +260,6 @@ results = {
         },
     },  # fmt: skip
     "config": {
-        "preset": preset,
         "per_class": per_class,
         "n_seeds": n_seeds,
         "scratch_per_class": scratch_per_class,

@@ -44,7 +44,7 @@ import dataclasses
 import math
 import time
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,6 +261,62 @@ def run(
         runs.write_json(out / "results.json", results)
         runs.remove_backup(out / "backup")  # only now: a kill before resumes with nothing to train
     return {**results, "models": trained}
+
+
+def load_run(
+    run_dir: str | Path, kind: str, *, train_if_missing: Config | None = None, verbose: int = 0
+) -> dict[str, Any]:
+    """The finished run of ``kind`` in ``run_dir/kind``, whatever configuration trained it, as
+    :func:`run` returns it: metrics, ``config`` (a dict; :func:`saved_config` makes it a
+    :class:`Config`), wall time, and the trained ``models``.
+
+    This is how a notebook evaluates the run that another one trained (04 and 08 read 03's), so
+    every parameter given to the trainer carries through. With no finished run there, it trains
+    ``train_if_missing`` into ``run_dir`` (:func:`run`, which also resumes an interrupted run of
+    that configuration), or without it is a :class:`runs.RunFolderError` saying so.
+    """
+    recipes.get(kind)
+    out = Path(run_dir) / kind
+    if not (out / "results.json").exists():
+        if train_if_missing is None:
+            raise runs.RunFolderError(
+                f"{out} holds no finished run of {kind} (no results.json): train it first, with "
+                f"notebook 03 or training.run({kind!r}, cfg, {str(run_dir)!r})."
+            )
+        return run(kind, train_if_missing, run_dir, verbose=verbose)
+    # No lock: a finished run's files are written whole and never again.
+    results = runs.read_json(out / "results.json", f"delete it, or the folder {out}, to train "
+                             "this run again")  # fmt: skip
+    saved_config(results)  # a configuration this version cannot read is an error here, not later
+    return {**results, "models": _load_models(out)}
+
+
+def saved_config(results: dict[str, Any]) -> Config:
+    """The :class:`Config` of a run's results (:func:`run`, :func:`load_run`); a knob added to
+    :class:`Config` since counts as its default, one no recipe reads any more is left out."""
+    saved = {k: v for k, v in results["config"].items() if k not in recipes.RETIRED_FIELDS}
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise ValueError(f"the run's configuration has knobs this version does not know: "
+                         f"{unknown}; it was saved by another version of supcon_utils")  # fmt: skip
+    return Config(**saved)
+
+
+# The knobs that choose a run's training images (load_data).
+DATA_FIELDS = ("dataset", "n_train", "labels_per_class", "seed")
+
+
+def shared_data(results: Iterable[dict[str, Any]]) -> Config:
+    """The :class:`Config` of the first of several runs, after checking that they all trained on
+    the same images (the :data:`DATA_FIELDS`), so that comparing them on its data is fair."""
+    configs = [saved_config(r) for r in results]
+    for other in configs[1:]:
+        differ = [f"{k}: {getattr(configs[0], k)!r} and {getattr(other, k)!r}"
+                  for k in DATA_FIELDS if getattr(configs[0], k) != getattr(other, k)]  # fmt: skip
+        if differ:
+            raise ValueError(f"the runs trained on different images ({'; '.join(differ)}); "
+                             "train them with the same data settings to compare them")  # fmt: skip
+    return configs[0]
 
 
 def _check_fits_data(cfg: Config, train: data.Split) -> None:

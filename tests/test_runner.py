@@ -132,3 +132,16 @@ def test_declared_types_are_read_from_the_notebooks_annotations():
     runner.check_parameters([notebook], {"epochs": 2, "temperature": 0.2, "dataset": None})
     with pytest.raises(ValueError, match="preset=1 .int.: 03_training declares preset as str"):
         runner.check_parameters([notebook], {"preset": 1})
+
+
+@pytest.mark.slow
+def test_notebook_04_evaluates_the_run_03_trained_whatever_its_parameters(tmp_path):
+    """A parameter that only 03 declares (temperature) carries through: 04 reads 03's run."""
+    tiny = {"n_train": 512, "batch_size": 128, "epochs": 1, "probe_epochs": 1}
+    done = runner.run_all(
+        "t", {**tiny, "temperature": 0.3, "n_geometry": 300, "n_plot": 300}, ["03", "04"],
+        runs_dir=tmp_path,
+    )  # fmt: skip
+    assert [r.error for r in done] == [None, None], [r.output for r in done]
+    evaluated = json.loads((tmp_path / "t" / "evaluation" / "results.json").read_text())
+    assert evaluated["config"]["training"]["temperature"] == 0.3

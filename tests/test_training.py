@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supcon_utils import evaluation, models, recipes, training
+from supcon_utils import evaluation, models, recipes, runs, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(
@@ -160,6 +160,47 @@ def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path, epoch_st
     assert epochs.started == [0]
     assert changed["config"]["epochs"] == 1
     assert json.loads((out / "results.json").read_text()) == saved
+
+
+@pytest.mark.slow
+def test_load_run_reads_the_finished_run_whatever_its_config_and_trains_only_if_missing(
+    tmp_path, epoch_starts
+):
+    with pytest.raises(runs.RunFolderError, match="holds no finished run of supcon .no results"):
+        training.load_run(tmp_path, "supcon")
+    trained = training.config("quick", **{**TINY, "epochs": 1, "temperature": 0.3})
+    first = training.load_run(tmp_path, "supcon", train_if_missing=trained)
+    assert first["config"]["temperature"] == 0.3
+
+    # A reader with other settings (here the defaults) gets the run that is there, untrained.
+    loaded = training.load_run(
+        tmp_path, "supcon", train_if_missing=training.config("quick", **TINY)
+    )
+    assert loaded["metrics"] == first["metrics"]
+    assert training.saved_config(loaded) == trained
+    assert set(loaded["models"]) == {"encoder", "projection_head", "classifier"}
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    np.testing.assert_array_equal(
+        loaded["models"]["encoder"].predict(x, verbose=0),
+        first["models"]["encoder"].predict(x, verbose=0),
+    )
+    with pytest.raises(ValueError, match="unknown kind 'supcom'"):
+        training.load_run(tmp_path, "supcom")
+
+
+def test_saved_config_and_shared_data():
+    cfg = training.config("quick", **TINY)
+    record = {"config": dataclasses.asdict(cfg) | {"ce_weight": 1.0}}  # a retired knob is dropped
+    assert training.saved_config(record) == cfg
+    with pytest.raises(
+        ValueError, match=r"knobs this version does not know: \['from_the_future'\]"
+    ):
+        training.saved_config({"config": dataclasses.asdict(cfg) | {"from_the_future": 1}})
+    other_model = {"config": dataclasses.asdict(dataclasses.replace(cfg, temperature=0.5))}
+    assert training.shared_data([record, other_model]) == cfg
+    other_images = {"config": dataclasses.asdict(dataclasses.replace(cfg, n_train=128, seed=1))}
+    with pytest.raises(ValueError, match="different images .n_train: 256 and 128; seed: 0 and 1"):
+        training.shared_data([record, other_images])
 
 
 def test_config_overrides_and_errors():
