@@ -64,11 +64,13 @@ lint: env
 	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
 	$(VENV)/bin/ruff format $(PY_SOURCES)
 
-# After editing notebooks/NN_name.py: pair, then re-execute in place so outputs match the code
-# (TensorFlow's native log lines stripped). ONLY="03" re-executes only the notebooks named.
+# After editing notebooks/NN_name.py: copy its cells into the .ipynb, then re-execute in place so
+# outputs match the code (TensorFlow's native log lines stripped). ONLY="03" re-executes only the
+# notebooks named. Always .py -> .ipynb: `jupytext --sync` follows the newer file, so an .ipynb
+# restored by git (newer than the edited .py) would overwrite the .py.
 ONLY ?=
 sync: env
-	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+	$(VENV)/bin/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py
 	$(PY) -m supcon_utils.runner --in-place $(if $(ONLY),--only $(ONLY))
 
 clean:

@@ -22,6 +22,7 @@ import tempfile
 CHILD = r"""
 import hashlib, json, sys
 import supcon_utils
+supcon_utils.setup_tensorflow()
 from supcon_utils import training
 kind, run_dir, n_train, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 cfg = training.config("quick", n_train=n_train, epochs=epochs, probe_epochs=epochs)

@@ -32,7 +32,7 @@
 # - which views are positives of which: the positive mask, with labels (SupCon) and without
 #   (SimCLR).
 #
-# **Run time**: 14 s with papermill on a 2-core Intel Xeon without GPU (measured 2026-11-29),
+# **Run time**: 11 s with papermill on a 2-core AMD EPYC without GPU (measured 2026-12-06),
 # most of it importing TensorFlow and timing the pipeline; a GPU does not change it.
 
 # %% tags=["parameters"]
@@ -69,17 +69,21 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
-import json
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from supcon_utils import augment, data, plots
+from supcon_utils import augment, data, plots, records
+from supcon_utils.losses import positive_mask
 
 keras.utils.set_random_seed(seed)
 out_dir = Path(run_dir) / "01_augmentation"
@@ -173,18 +177,17 @@ print(f"{n_seen} images -> {n_views} views each in {seconds:.1f} s: {throughput:
 # The loss sees a batch of N images as 2N views, laid out view-major: every image's first view,
 # then every image's second view. For anchor view i, the **positives** P(i) are the other views
 # with the same label; all other views are negatives. Without labels (SimCLR), the only positive
-# is the other view of the same image. The masks below are the ones the loss builds, drawn for a
-# small batch with a few classes.
+# is the other view of the same image. The masks below are the ones the loss builds
+# (`supcon_utils.losses.positive_mask`, the function `supcon_loss` uses), drawn for a small batch
+# with a few classes.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 mask_labels = np.sort(rng.choice(mask_classes, size=mask_batch))
-view_labels = np.tile(mask_labels, n_views)  # the label of each view, view-major
-view_images = np.tile(np.arange(mask_batch), n_views)  # the image each view comes from
-not_self = ~np.eye(n_views * mask_batch, dtype=bool)
 masks = {
-    "SupCon (labels)": (view_labels[:, None] == view_labels[None, :]) & not_self,
-    "SimCLR (no labels)": (view_images[:, None] == view_images[None, :]) & not_self,
+    "SupCon (labels)": positive_mask(mask_labels, n_views).numpy(),
+    # Without labels, each image is its own class: its positives are its other views.
+    "SimCLR (no labels)": positive_mask(np.arange(mask_batch), n_views).numpy(),
 }
 for name, mask in masks.items():
     print(f"{name}: positives per anchor = {mask.sum(axis=1).tolist()}")
@@ -206,7 +209,8 @@ results = {
         "recipe": recipe,
     }
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+saved = records.write_results(out_dir, results)
+print(f"results in {saved}")
 
 # %% [markdown]
 # ## What's next

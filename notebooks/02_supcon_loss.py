@@ -35,8 +35,8 @@
 # - how the temperature $\tau$ decides which negatives matter;
 # - how to read a loss value: the collapse level $\ln(2N-1)$ and the floor set by the positives.
 #
-# **Run time**: 14 s with papermill on a 2-core Intel Xeon (measured 2026-11-29; 15 to 26 s
-# earlier on a 2-core AMD EPYC, depending on what else shared the CPU), half of it importing
+# **Run time**: 10 s with papermill on a 2-core AMD EPYC (measured 2026-12-06; 14 to 26 s
+# earlier, depending on the machine and what else shared the CPU), half of it importing
 # TensorFlow; no training and no data download.
 # GPU: not measured, and not needed: every tensor here is tiny, so expect about the same.
 
@@ -74,10 +74,13 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (before TensorFlow: it sets TensorFlow's environment)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
-import json
 from pathlib import Path
 
 import keras
@@ -86,7 +89,7 @@ import numpy as np
 import seaborn as sns
 import tensorflow as tf
 
-from supcon_utils import plots, supcon_loss
+from supcon_utils import plots, records, supcon_loss
 
 keras.utils.set_random_seed(seed)
 rng = np.random.default_rng(seed)
@@ -595,7 +598,8 @@ for name, (key, feats) in references.items():
 # two nearly identical views apart from the rest is easy, while the features learnt are shallow.
 
 # %%
-_ = (out_dir / "results.json").write_text(json.dumps({"metrics": results}, indent=2) + "\n")
+saved = records.write_results(out_dir, {"metrics": results})
+print(f"results in {saved}")
 
 # %% [markdown]
 # ## What's next

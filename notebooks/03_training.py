@@ -80,7 +80,11 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
@@ -197,7 +201,7 @@ table.round(4)
 
 # %% [markdown]
 # At this small budget the two recipes land within a point or two of each other, and in the
-# committed run cross-entropy is ahead (88.3% against 88.0%): the paper's gain from SupCon does not
+# committed run cross-entropy is ahead (88.3% against 87.8%): the paper's gain from SupCon does not
 # show after 6 epochs on 20,000 images. SupCon spends each step on two views, learns no classifier
 # until the probe, and its loss is still falling (right panel above), so it is the recipe that is
 # further from convergence; the paper trains for hundreds of epochs. The `full` preset
@@ -229,11 +233,11 @@ finals.groupby("kind").agg(["mean", "std"]).round(4)
 
 # %% [markdown]
 # In the committed run (one seed), SupCon's representation is ahead early: after its first epoch
-# (37 s) its k-NN accuracy is 83.6%, where cross-entropy's classifier is at 81.0% after 22 s and
-# 79.8% after 41 s. From about 55 s on (the dotted line) cross-entropy leads at equal time: it
-# finishes its 6 epochs at 88.3% in 105 s of training, when SupCon's k-NN accuracy is near 86.7%;
-# SupCon's reaches 88.2% at 191 s (its linear probe, the table above, 88.0%). Counted in epochs the two stay within a
-# point of each other from the third on. Both curves are still rising, so neither recipe has
+# (31 s) its k-NN accuracy is 83.5%, where cross-entropy's classifier is at 81.0% after 18 s and
+# 79.8% after 31 s. From about 41 s on (the dotted line) cross-entropy leads at equal time: it
+# finishes its 6 epochs at 88.3% in 83 s of training, when SupCon's k-NN accuracy is near 86.9%;
+# SupCon's reaches 88.2% at 157 s (its linear probe, the table above, 87.8%). Counted in epochs
+# the two stay within about a point of each other from the third on. Both curves are still rising, so neither recipe has
 # reached its plateau at this budget, and one seed cannot say whether the order holds: run with
 # `n_seeds=3` for a band. The README's run of it (seeds 0 to 2): cross-entropy 87.85% +- 0.59,
 # SupCon 87.93% +- 0.38 (standard deviations over the seeds); paired by seed, SupCon is 0.08

@@ -33,7 +33,7 @@
 # - how to read t-SNE and PCA pictures of embeddings, and what they cannot tell you;
 # - which classes of Fashion-MNIST each model confuses.
 #
-# **Run time**: 69 s with papermill on a 2-core AMD EPYC (measured 2026-12-06) when notebook 03
+# **Run time**: 64 s with papermill on a 2-core AMD EPYC (measured 2026-12-06) when notebook 03
 # has saved its models in `run_dir` (the main job runs it first); otherwise it trains them first,
 # as notebook 03 does (about 7 minutes more at the defaults).
 
@@ -73,10 +73,13 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
-import json
 import time
 from pathlib import Path
 
@@ -84,7 +87,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from supcon_utils import data, evaluation, plots, training
+from supcon_utils import data, evaluation, plots, records, training
 
 keras.utils.set_random_seed(seed)
 out_dir = Path(run_dir) / "evaluation"
@@ -228,9 +231,9 @@ per_class.assign(difference=per_class["SupCon"] - per_class["cross-entropy"]).ro
 #
 # - **Accuracy, kNN and the linear probe** tell the same story: at this budget the two encoders
 #   are within about half a point of each other, with cross-entropy slightly ahead on all three
-#   (88.3% against 88.0% with each model's own classifier, 88.8% against 88.6% by a 20-neighbour
-#   vote, 89.0% against 88.6% by the logistic-regression probe). SupCon's encoder never saw a label through a classifier, only through which views to
-#   pull together, yet its embeddings support a kNN vote as well as a linear probe does: the
+#   (88.3% against 87.8% with each model's own classifier, 88.8% against 88.5% by a 20-neighbour
+#   vote, 89.0% against 88.5% by the logistic-regression probe). SupCon's encoder never saw a
+#   label through a classifier, only through which views to pull together, yet its embeddings support a kNN vote as well as a linear probe does: the
 #   classes are clustered, not merely linearly separable.
 # - **Class similarities and silhouette**: SupCon pulls the images of a class closer together
 #   (intra-class cosine 0.92 against 0.90), but it also leaves different classes closer together
@@ -239,8 +242,8 @@ per_class.assign(difference=per_class["SupCon"] - per_class["cross-entropy"]).ro
 #   apart on the head's output, and the paper, like us, reads the representation one layer
 #   earlier, where that spreading is only partly visible.
 # - **Alignment and uniformity**: SupCon's two views of an image are slightly closer (alignment
-#   0.101 against 0.109), the invariance its loss asks for; its embeddings are less uniform on the
-#   sphere (-1.00 against -1.38), consistent with the higher inter-class similarity.
+#   0.100 against 0.109), the invariance its loss asks for; its embeddings are less uniform on the
+#   sphere (-0.99 against -1.38), consistent with the higher inter-class similarity.
 # - **Per class**: SupCon is ahead on T-shirts, sandals and ankle boots and behind on shirts and
 #   coats, the classes both models confuse most.
 #
@@ -265,5 +268,5 @@ results = {
     },  # fmt: skip
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-print(f"evaluation took {results['wall_time_s']:.0f} s; results in {out_dir / 'results.json'}")
+saved = records.write_results(out_dir, results)
+print(f"evaluation took {results['wall_time_s']:.0f} s; results in {saved}")

@@ -36,9 +36,9 @@
 #
 # **The budget**: every run trains the small ResNet of notebook 03 with SupCon on 4,000
 # Fashion-MNIST training images (a stratified subset) for 3 epochs, one seed: ten runs,
-# **476 s** with papermill on a 2-core CPU (measured 2026-12-06) when it trains them; executed
-# again, it loads them from `run_dir` in about a minute (the committed outputs are such a second
-# execution: the times in the tables are those of the training). That is a fraction of notebook
+# **412 s** with papermill on a 2-core AMD EPYC (measured 2026-12-06) when it trains them, as
+# for the committed outputs; executed again, it loads them from `run_dir` (the times in the tables
+# are those of the training either way). That is a fraction of notebook
 # 03's budget (20,000 images, 6 epochs), so absolute accuracies are lower, and a one-seed
 # difference of a point or less is within the noise. Larger budgets and several seeds (error bars) are
 # parameters (the command is at the end).
@@ -78,18 +78,21 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import keras
 import pandas as pd
 
-from supcon_utils import plots, sweep, training
+from supcon_utils import plots, records, sweep, training
 
 keras.utils.set_random_seed(seed)
 out_dir = Path(run_dir) / "sweeps"
@@ -166,9 +169,9 @@ fig = plots.sweep_lines(table[table.ablation == "temperature"], "temperature", m
 fig.savefig(out_dir / "temperature.png", dpi=100)
 
 # %% [markdown]
-# In the committed run (one seed) $\tau = 0.1$ and $0.2$ are the best and tie, 74.9% for the
-# linear probe and 78.3% for the 20-NN vote at both, and both ends cost about a point: 73.9% /
-# 77.2% at 0.05, 73.8% / 77.0% at 0.5. The paper's choice holds here, with 0.2 as good; a
+# In the committed run (one seed) $\tau = 0.1$ and $0.2$ are the best and tie, 74.8% and 74.9%
+# for the linear probe and 78.2% and 78.3% for the 20-NN vote, and both ends cost about a point:
+# 73.9% / 77.1% at 0.05, 73.7% / 77.0% at 0.5. The paper's choice holds here, with 0.2 as good; a
 # difference of a point is a few times what another seed moves (notebook 03's three seeds spread
 # by 0.2 to 0.25 points at a larger budget), but one seed cannot call it.
 
@@ -190,8 +193,8 @@ fig.savefig(out_dir / "batch_size.png", dpi=100)
 by_batch.groupby("batch_size")[["test_accuracy", "knn_accuracy", "wall_time_s"]].mean().round(3)
 
 # %% [markdown]
-# Here the smaller batch wins, by far: 80.7% at 64, 78.1% at 128, 74.9% at 256 and 68.2% at 512
-# for the probe (81.8% down to 75.3% for 20-NN); the runs took 45 to 59 s each. That is the
+# Here the smaller batch wins, by far: 80.6% at 64, 78.2% at 128, 74.8% at 256 and 68.2% at 512
+# for the probe (81.6% down to 75.3% for 20-NN); the runs took 34 to 58 s each. That is the
 # opposite of the paper's trend, and the step counts say why: after 3 epochs the run at 64 has
 # taken 186 optimizer steps and the run at 512 only 21, so at this budget the number of updates
 # matters more than the number of contrasts per anchor. The paper's comparison is at hundreds of
@@ -223,17 +226,17 @@ by_recipe.groupby("label", sort=False)[
 ].mean().round(3)
 
 # %% [markdown]
-# - **$\mathcal{L}^{sup}_{in}$ is ahead** here, 76.5% against 74.9% for the probe and 79.2%
-#   against 78.3% for 20-NN. That disagrees with the paper (78.7% against 67.4% on ImageNet), and
+# - **$\mathcal{L}^{sup}_{in}$ is ahead** here, 76.6% against 74.8% for the probe and 79.3%
+#   against 78.2% for 20-NN. That disagrees with the paper (78.7% against 67.4% on ImageNet), and
 #   we cannot explain it from this run: one seed, 3 epochs, and a model far from its plateau. The
 #   paper's argument is about the gradient at convergence (notebook 02); early in training, when
 #   the positives of an anchor are still far apart, the two losses push differently, and this
 #   budget measures only that phase. The larger budget is the test of the claim.
-# - **Labels help, a little at this budget**: SimCLR's encoder, which never saw a label, is 1.1
-#   points behind on the probe (73.8%) and 2.1 behind on 20-NN (76.2%), where the label-free
+# - **Labels help, a little at this budget**: SimCLR's encoder, which never saw a label, is 1.0
+#   points behind on the probe (73.8%) and 2.0 behind on 20-NN (76.2%), where the label-free
 #   positives should hurt a vote by class most.
 # - **Class-balanced batches of 8 x 32 do not help**: 73.3% / 77.0%, behind random batches by
-#   1.5 and 1.3 points; random batches already hold about 25 images of every class here.
+#   1.4 and 1.3 points; random batches already hold about 25 images of every class here.
 
 # %% [markdown]
 # ## What to take away
@@ -248,9 +251,9 @@ by_recipe.groupby("label", sort=False)[
 # python -m supcon_utils.runner --name sweeps_large --only 05 -p n_train=20000 -p epochs=6 -p n_seeds=3
 # ```
 #
-# Not run for this notebook: from the times above (about 25 s of each 50-second run is
-# training 4,000 images for 3 epochs) it should take about 4.5 minutes a run, so about 45 minutes
-# a seed and 2 hours and a quarter for three, on this 2-core CPU. Every run is resumable, so
+# Not run for this notebook: a run above took 34 to 58 s for 4,000 images x 3 epochs, and this
+# is ten times the images seen, so roughly 6 to 10 minutes a run, an hour or more a seed and
+# three hours or more for three seeds on this 2-core CPU (an estimate, not a measurement). Every run is resumable, so
 # the command can be run again after an interruption.
 
 # %%
@@ -273,5 +276,5 @@ results = {
     },  # fmt: skip
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-print(f"notebook took {results['wall_time_s']:.0f} s; results in {out_dir / 'results.json'}")
+saved = records.write_results(out_dir, results)
+print(f"notebook took {results['wall_time_s']:.0f} s; results in {saved}")

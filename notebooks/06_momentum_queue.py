@@ -38,8 +38,8 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, one seed). Its
 # batch-64 and batch-512 SupCon runs are loaded from `run_dir/sweeps` when notebook 05 has run
-# (the same configurations, so the same runs); then only the queue runs train: **118 s** with
-# papermill on a 2-core CPU (measured 2026-12-06), about 2 minutes more without notebook 05's runs.
+# (the same configurations, so the same runs); then only the queue runs train: **142 s** with
+# papermill on a 2-core AMD EPYC (measured 2026-12-06), about 2 minutes more without notebook 05's runs.
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -75,11 +75,14 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -87,7 +90,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from supcon_utils import moco, models, plots, sweep, training
+from supcon_utils import moco, models, plots, records, sweep, training
 from supcon_utils.losses import supcon_loss
 
 keras.utils.set_random_seed(seed)
@@ -189,12 +192,13 @@ fig.savefig(out_dir / "momentum_queue.png", dpi=100)
 table.set_index("label")[[*metrics, "s_per_epoch", "point"]].round(4)
 
 # %% [markdown]
-# In the committed run the queue does not help: at batch 64 the probe reaches 80.7% without it,
-# 79.8% with 1,024 keys and 79.4% with 4,096; the 20-NN vote 81.8%, 81.3% and 80.8%. Differences
-# of a point or less, from one seed, are not separated from the noise. A step with the queue costs
-# 10% more (133 against 121 ms above: the key encoder's forward pass and the wider similarity
-# matrix). The table's epoch times cannot show it: the batch-64 run is notebook 05's, whose wall
-# time there (59 s) was its sweep's longest, while the queue runs trained here. And the batch of
+# In the committed run the queue does not help: at batch 64 the probe reaches 80.6% without it,
+# 79.6% with 1,024 keys and 79.4% with 4,096; the 20-NN vote 81.6%, 81.1% and 80.9%. Differences
+# of a point or less, from one seed, are not separated from the noise. A step with the queue cost
+# 42% more in this run (135 against 95 ms above: the key encoder's forward pass and the wider
+# similarity matrix; an earlier run measured 10%, and step times on this machine swing). The
+# table's epoch times cannot show it: the batch-64 run is notebook 05's, whose wall time there
+# (58 s) was its sweep's longest, while the queue runs trained here. And the batch of
 # 512 is not the ceiling the queue should reach at this budget: it is 12 points behind batch 64
 # (68.2%), because it takes 21
 # optimizer steps where batch 64 takes 186 (notebook 05). At batch 64 on ten classes an anchor
@@ -234,5 +238,5 @@ results = {
     },  # fmt: skip
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-print(f"notebook took {results['wall_time_s']:.0f} s; results in {out_dir / 'results.json'}")
+saved = records.write_results(out_dir, results)
+print(f"notebook took {results['wall_time_s']:.0f} s; results in {saved}")

@@ -36,8 +36,8 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, batch 256, one
 # seed), every route the same number of epochs. Notebook 05's SupCon run is loaded from
-# `run_dir/sweeps` when it is there (the same configuration); **214 s** with papermill on a 2-core
-# CPU (measured 2026-12-06), about a minute more without it.
+# `run_dir/sweeps` when it is there (the same configuration); **216 s** with papermill on a 2-core
+# AMD EPYC (measured 2026-12-06), about a minute more without it.
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -73,18 +73,21 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from supcon_utils import evaluation, plots, sweep, training
+from supcon_utils import evaluation, plots, records, sweep, training
 
 keras.utils.set_random_seed(seed)
 sweep_dir = Path(run_dir) / "sweeps"  # the runs, shared with notebook 05
@@ -153,14 +156,14 @@ table.set_index("route")[[*metrics, "training_s", "point"]].round(4)
 
 # %% [markdown]
 # In the committed run (one seed) SupCon + probe and the one-stage hybrid are ahead of
-# cross-entropy: 74.9% for SupCon + probe and 74.6%, 75.1% and 74.9% for the hybrid at
+# cross-entropy: 74.8% for SupCon + probe and 74.7%, 74.9% and 74.8% for the hybrid at
 # $\lambda$ = 0.1, 0.5 and 1, against 72.8% for cross-entropy; the hybrid's 20-NN accuracy
-# (78.7 to 79.0%) is the highest, SupCon's 78.3% and cross-entropy's 77.6%. Fine-tuning comes
-# last, 72.7%: two of its three epochs went to SupCon, whose probe then stood at 72.5%, and one
-# epoch of cross-entropy at a low learning rate adds 0.2 points, not enough to catch up at this
-# budget. The `training_s` column is each run's wall time: 30 s for cross-entropy and for each
-# hybrid, 57 s for SupCon + probe (made by notebook 05), 14 s for fine-tuning's last epoch after
-# the 35 s of its SupCon stage. At 3 epochs of 4,000 images they include each run's fixed costs
+# (78.8 to 79.0%) is the highest, SupCon's 78.2% and cross-entropy's 77.6%. Fine-tuning comes
+# last, 72.6%: two of its three epochs went to SupCon, and one epoch of cross-entropy at a low
+# learning rate is not enough to catch up at this budget. The `training_s` column is each run's
+# wall time: 30 to 32 s for cross-entropy and for each hybrid, 34 s for SupCon + probe (made by
+# notebook 05), 17 s for fine-tuning's last epoch (its two SupCon epochs are a run of their
+# own). At 3 epochs of 4,000 images they include each run's fixed costs
 # (building and tracing the model, scoring), so they do not rank the routes' cost per step
 # (`make bench` measures that).
 #
@@ -175,14 +178,14 @@ table.set_index("route")[[*metrics, "training_s", "point"]].round(4)
 # - **Cross-entropy**: one stage, one view per image, the cheapest per epoch.
 # - **SupCon + probe** (the paper): two stages, and the encoder never sees the classifier's loss;
 #   its features carry over to few-label probes (notebook 08), and the classifier costs seconds.
-#   At this budget it is 2.1 points ahead of cross-entropy, at one seed (notebook 03, over three
+#   At this budget it is 1.9 points ahead of cross-entropy, at one seed (notebook 03, over three
 #   seeds at its larger budget: not separated, 0.08 points apart).
 # - **SupCon + fine-tune**: worth it after a converged pretraining, where a few epochs of
 #   end-to-end cross-entropy at a low learning rate adjust the features to the labels; at an
 #   equal small budget it spends epochs that pretraining needed.
 # - **Hybrid**: one stage, two heads and two losses on the same batch, about the cost of SupCon;
 #   the SupCon term shapes the features and the cross-entropy term reads them out as they form.
-#   Here $\lambda$ between 0.1 and 1 barely matters (74.6% to 75.1% to 74.9%), level with
+#   Here $\lambda$ between 0.1 and 1 barely matters (74.7%, 74.9% and 74.8%), level with
 #   SupCon + probe and ahead of cross-entropy.
 
 # %%
@@ -199,5 +202,5 @@ results = {
     "config": {"base": dataclasses.asdict(base), "weights": weights},
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-print(f"notebook took {results['wall_time_s']:.0f} s; results in {out_dir / 'results.json'}")
+saved = records.write_results(out_dir, results)
+print(f"notebook took {results['wall_time_s']:.0f} s; results in {saved}")

@@ -33,7 +33,7 @@
 #   brightness, pixelation, occlusion, rotation, translation, at five severities each);
 # - how ImageNet-C summarises robustness: the corruption error relative to a baseline (mCE).
 #
-# **Run time**: 299 s with papermill on a 2-core AMD EPYC (measured 2026-12-06), six small
+# **Run time**: 288 s with papermill on a 2-core AMD EPYC (measured 2026-12-06), six small
 # runs trained from scratch included, when notebook 03 has saved its models in `run_dir`
 # (otherwise they are trained first, as in notebook 03, about 7 minutes more at the defaults).
 
@@ -74,18 +74,21 @@ if "google.colab" in sys.modules:
         )
 
 # %%
-import supcon_utils  # noqa: F401  (first: it sets up TensorFlow, see its docstring)
+import supcon_utils
+
+# Before TensorFlow loads: oneDNN's kernels on (off by default on AMD CPUs, several times slower
+# here) and one inter-op thread, so that a seeded run repeats bit for bit (`supcon_utils.tf_setup`).
+supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import keras
 import pandas as pd
 
-from supcon_utils import corruptions, evaluation, plots, training
+from supcon_utils import corruptions, evaluation, plots, records, training
 
 keras.utils.set_random_seed(seed)
 out_dir = Path(run_dir) / "transfer_and_robustness"
@@ -160,9 +163,9 @@ label_summary.round(4)
 # %% [markdown]
 # In the committed run both frozen encoders need very few labels: one labelled image per class
 # already gives a probe 74 to 76% test accuracy (means of three picks), five give 83 to 85%, and
-# 500 per class come within 1.2 points of the probe on all 20,000 labels (88.6% for SupCon, 89.0%
+# 500 per class come within 1.2 points of the probe on all 20,000 labels (88.5% for SupCon, 89.0%
 # for cross-entropy). Cross-entropy's features are ahead of SupCon's at every size here, by 0.5 to
-# 1.7 points; at one label per class the spread between picks is larger than that gap. The same
+# 1.4 points; at one label per class the spread between picks is larger than that gap. The same
 # encoder trained from scratch on those labels alone, for the same 6 epochs, is far behind: 14%
 # with one image per class, 80% with 500 (one pick each; with fewer than 26 images per class an
 # epoch is a single step, so these models are barely trained). At this budget the labels that shaped each encoder carry over to a few-label probe,
@@ -198,7 +201,11 @@ fig.savefig(out_dir / "corruptions.png", dpi=100)
 def predictor(result):
     """uint8 images -> predicted labels, through the encoder and its linear head."""
     encoder, head = result["models"]["encoder"], result["models"]["classifier"]
-    return lambda images: head.predict(training.embed(encoder, images), verbose=0).argmax(axis=1)
+
+    def predict(images):
+        return head.predict(evaluation.embeddings(encoder, images), verbose=0).argmax(axis=1)
+
+    return predict
 
 
 images, labels = x_test[:n_robust], y_test[:n_robust]
@@ -235,8 +242,8 @@ errors.round(3)
 
 # %% [markdown]
 # On these 2,000 test images SupCon's corruption errors are lower than cross-entropy's for
-# Gaussian noise (0.95), rotation (0.97) and translation (0.91), level for brightness (1.01), and
-# higher for blur, contrast and occlusion (1.06 to 1.11) and pixelation (1.19): an mCE of 1.035,
+# Gaussian noise (0.89), rotation (0.97) and translation (0.94), level for brightness (1.00), and
+# higher for blur, contrast and occlusion (1.06 to 1.10) and pixelation (1.22): an mCE of 1.033,
 # a little worse than cross-entropy's 1.00. Counting only what each corruption costs above the
 # clean error (SupCon's clean accuracy here is 0.9 points lower), its relative mCE is 0.99, level. Neither is the clear gain of the paper's Fig. 3 (ResNet-50s on ImageNet-C, trained for
 # hundreds of epochs): at this budget, and on one seed, the two representations are about as
@@ -268,5 +275,5 @@ results = {
     },  # fmt: skip
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
-_ = (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-print(f"notebook took {results['wall_time_s']:.0f} s; results in {out_dir / 'results.json'}")
+saved = records.write_results(out_dir, results)
+print(f"notebook took {results['wall_time_s']:.0f} s; results in {saved}")

@@ -73,63 +73,17 @@ def supcon_loss(
         features, labels, contrast_features, contrast_labels
     )
     z = unit_rows(features)
-    batch, n_views, dim = tf.unstack(tf.shape(z))
-
-    ctx = tf.distribute.get_replica_context()
-    n_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-    if n_replicas > 1:
-        global_z, global_labels, offset = _gather_batch(ctx, z, labels)
-    else:
-        global_z, global_labels, offset = z, labels, tf.constant(0)
-    global_batch = tf.shape(global_z)[0]
-
-    if labels is None:
-        # SimCLR: the class of a view is the index of its image in the global batch.
-        local_ids = tf.cast(offset + tf.range(batch), tf.int64)
-        global_ids = tf.range(tf.cast(global_batch, tf.int64))
-    else:
-        local_ids, global_ids = labels, global_labels
-
-    # View-major order (all images' view 0, then view 1, ...), as the reference code.
-    contrast = tf.reshape(tf.transpose(global_z, [1, 0, 2]), [-1, dim])
-    contrast_ids = tf.tile(global_ids, [n_views])
-    if contrast_features is not None:
-        if contrast_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
-            contrast_labels = tf.fill(tf.shape(contrast_features)[:1], tf.constant(-1, tf.int64))
-        extra = tf.stop_gradient(unit_rows(contrast_features))
-        contrast = tf.concat([contrast, extra], axis=0)
-        contrast_ids = tf.concat([contrast_ids, contrast_labels], axis=0)
-    if contrast_mode == "all":
-        anchors = tf.reshape(tf.transpose(z, [1, 0, 2]), [-1, dim])
-        anchor_views = n_views
-    else:
-        anchors = z[:, 0]
-        anchor_views = 1
-    anchor_ids = tf.tile(local_ids, [anchor_views])
-    anchor_index = tf.reshape(
-        tf.range(anchor_views)[:, None] * global_batch + offset + tf.range(batch)[None, :], [-1]
+    global_z, global_ids, local_ids, offset = _global_batch(z, labels)
+    contrast, contrast_ids, extra_ids = _contrast_set(
+        global_z, global_ids, contrast_features, contrast_labels
     )
-
+    anchors, anchor_ids, anchor_index, anchor_views = _anchor_set(
+        z, local_ids, contrast_mode, tf.shape(global_z)[0], offset
+    )
     losses, valid = _anchor_losses(
         anchors, anchor_ids, anchor_index, contrast, contrast_ids, temperature, variant
     )
-    total = tf.reduce_sum(losses)
-    if n_replicas > 1:
-        # Anchors with a positive across all replicas: an image's anchor views have one iff its
-        # class holds more than one view of the global batch. Counted from the gathered labels,
-        # so no second collective is needed. Scaling by n_replicas makes the mean over replicas
-        # the single-device value on the global batch.
-        same = tf.equal(global_ids[:, None], global_ids[None, :])
-        class_views = tf.reduce_sum(tf.cast(same, tf.int32), axis=1) * n_views
-        has_positive = class_views > 1
-        if contrast_labels is not None:  # or one among the extra entries
-            has_positive |= tf.reduce_any(global_ids[:, None] == contrast_labels[None, :], axis=1)
-        count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(has_positive, tf.int32)),
-                        total.dtype)  # fmt: skip
-        total = total * n_replicas
-    else:
-        count = tf.reduce_sum(tf.cast(valid, total.dtype))
-    loss = total / tf.maximum(count, 1.0)
+    loss = _mean_over_anchors(losses, valid, global_ids, extra_ids, tf.shape(z)[1], anchor_views)
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
     return loss
@@ -210,6 +164,102 @@ class SupConLoss(keras.losses.Loss):
         }
 
 
+def _global_batch(
+    z: tf.Tensor, labels: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Stage 1: the batch every anchor is contrasted with (all replicas' under a strategy).
+
+    Returns its unit features ``(global_batch, n_views, dim)``, each image's class there and in
+    the local batch (the labels; for SimCLR, each image's index in the global batch, so an image
+    is its own class), and where the local batch starts in the global one.
+    """
+    batch = tf.shape(z)[0]
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        global_z, global_labels, offset = _gather_batch(ctx, z, labels)
+    else:
+        global_z, global_labels, offset = z, labels, tf.constant(0)
+    if labels is None:
+        local_ids = tf.cast(offset + tf.range(batch), tf.int64)
+        global_ids = tf.range(tf.cast(tf.shape(global_z)[0], tf.int64))
+        return global_z, global_ids, local_ids, offset
+    return global_z, global_labels, labels, offset
+
+
+def _contrast_set(
+    global_z: tf.Tensor,
+    global_ids: tf.Tensor,
+    contrast_features: tf.Tensor | None,
+    contrast_labels: tf.Tensor | None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """Stage 2: every view of the global batch, view-major (all images' view 0, then view 1, ...,
+    as the reference code), then the extra entries (unit, no gradient): the contrast set's rows,
+    their classes, and the extra entries' classes (None without extra entries)."""
+    dim = tf.shape(global_z)[2]
+    contrast = tf.reshape(tf.transpose(global_z, [1, 0, 2]), [-1, dim])
+    contrast_ids = tf.tile(global_ids, [tf.shape(global_z)[1]])
+    if contrast_features is None:
+        return contrast, contrast_ids, None
+    if contrast_labels is None:  # SimCLR: -1 is no image's index, so every extra is a negative
+        contrast_labels = tf.fill(tf.shape(contrast_features)[:1], tf.constant(-1, tf.int64))
+    extra = tf.stop_gradient(unit_rows(contrast_features))
+    contrast = tf.concat([contrast, extra], axis=0)
+    return contrast, tf.concat([contrast_ids, contrast_labels], axis=0), contrast_labels
+
+
+def _anchor_set(
+    z: tf.Tensor, local_ids: tf.Tensor, contrast_mode: str, global_batch: tf.Tensor, offset
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | int]:
+    """Stage 3: the anchors (every local view, or view 0 of each image), view-major, their
+    classes, each one's own row in the contrast set (which is left out of its A(i)), and the
+    anchor views per image."""
+    batch, n_views, dim = tf.unstack(tf.shape(z))
+    if contrast_mode == "all":
+        anchors = tf.reshape(tf.transpose(z, [1, 0, 2]), [-1, dim])
+        anchor_views = n_views
+    else:
+        anchors = z[:, 0]
+        anchor_views = 1
+    anchor_ids = tf.tile(local_ids, [anchor_views])
+    anchor_index = tf.reshape(
+        tf.range(anchor_views)[:, None] * global_batch + offset + tf.range(batch)[None, :], [-1]
+    )
+    return anchors, anchor_ids, anchor_index, anchor_views
+
+
+def _mean_over_anchors(
+    losses: tf.Tensor,
+    valid: tf.Tensor,
+    global_ids: tf.Tensor,
+    extra_ids: tf.Tensor | None,
+    n_views: tf.Tensor,
+    anchor_views: tf.Tensor | int,
+) -> tf.Tensor:
+    """Stage 5: the mean of the anchors' losses over the anchors that have a positive.
+
+    The convention for the others: an anchor with no positive (the only view of its class in the
+    batch, with one view per image or ``contrast_mode="one"``) is left out of the mean, not
+    counted as 0; a batch where no anchor has one has loss 0. Under a strategy the count is of
+    the global batch's anchors, and the sum is scaled by the replicas, so that the mean over
+    replicas Keras takes is the one-device value on the global batch.
+    """
+    total = tf.reduce_sum(losses)
+    ctx = tf.distribute.get_replica_context()
+    n_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if n_replicas == 1:
+        return total / tf.maximum(tf.reduce_sum(tf.cast(valid, total.dtype)), 1.0)
+    # Anchors with a positive across all replicas: an image's anchor views have one iff its class
+    # holds more than one view of the global batch (or an extra entry). Counted from the gathered
+    # labels, so no second collective is needed.
+    same = tf.equal(global_ids[:, None], global_ids[None, :])
+    class_views = tf.reduce_sum(tf.cast(same, tf.int32), axis=1) * n_views
+    has_positive = class_views > 1
+    if extra_ids is not None:
+        has_positive |= tf.reduce_any(global_ids[:, None] == extra_ids[None, :], axis=1)
+    count = tf.cast(anchor_views * tf.reduce_sum(tf.cast(has_positive, tf.int32)), total.dtype)
+    return total * n_replicas / tf.maximum(count, 1.0)
+
+
 def _anchor_losses(
     anchors: tf.Tensor,
     anchor_ids: tf.Tensor,
@@ -219,14 +269,13 @@ def _anchor_losses(
     temperature: float,
     variant: str,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-anchor L_out (eq. 2) or L_in (eq. 3) terms from already-normalised vectors.
+    """Stage 4: per-anchor L_out (eq. 2) or L_in (eq. 3) terms from already-normalised vectors.
 
     ``anchor_index[k]`` is anchor k's own row in ``contrast`` (left out of A(k)). Returns the
     losses, 0 where an anchor has no positive, and the mask of anchors that have one.
     """
     logits = tf.matmul(anchors, contrast, transpose_b=True) / temperature
-    others = tf.range(tf.shape(contrast)[0])[None, :] != anchor_index[:, None]  # A(i)
-    positives = others & (anchor_ids[:, None] == contrast_ids[None, :])  # P(i)
+    others, positives = _contrast_masks(anchor_ids, anchor_index, contrast_ids)
     n_positives = tf.reduce_sum(tf.cast(positives, logits.dtype), axis=1)
     valid = n_positives > 0
     n_safe = tf.maximum(n_positives, 1.0)
@@ -238,6 +287,29 @@ def _anchor_losses(
     else:
         losses = log_denominator - _masked_logsumexp(logits, positives) + tf.math.log(n_safe)
     return tf.where(valid, losses, 0.0), valid
+
+
+def positive_mask(labels: tf.Tensor, n_views: int) -> tf.Tensor:
+    """P(i) of every view of a batch, as the loss builds it: ``(n_views * B, n_views * B)`` bool.
+
+    Rows are anchors, columns the views they are contrasted with, both view-major (every image's
+    view 0, then every image's view 1, ...): entry (i, j) is True when view j is a positive of
+    anchor i, another view (never i itself) of the same class. ``labels`` are the B images'
+    classes; for SimCLR pass ``range(B)``: without labels each image is its own class.
+    """
+    labels = tf.convert_to_tensor(labels)
+    ids = tf.tile(labels, [n_views])
+    return _contrast_masks(ids, tf.range(tf.shape(ids)[0]), ids)[1]
+
+
+def _contrast_masks(
+    anchor_ids: tf.Tensor, anchor_index: tf.Tensor, contrast_ids: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """A(i) and P(i) of each anchor as ``(n_anchors, n_contrast)`` masks: every contrast entry
+    but the anchor's own row ``anchor_index[i]``, and those of them with the anchor's class."""
+    others = tf.range(tf.shape(contrast_ids)[0])[None, :] != anchor_index[:, None]  # A(i)
+    positives = others & (anchor_ids[:, None] == contrast_ids[None, :])  # P(i)
+    return others, positives
 
 
 def _gather_batch(

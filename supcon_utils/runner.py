@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supcon_utils import tf_noise
+from supcon_utils import records, tf_noise
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -198,7 +198,7 @@ def collect_results(run_dir: Path) -> dict[str, dict[str, Any]]:
     summarised by the notebook's ``results.json``.
     """
     found = {}
-    for path in sorted([*run_dir.glob("results.json"), *run_dir.glob("*/results.json")]):
+    for path in sorted([*run_dir.glob(records.RESULTS), *run_dir.glob(f"*/{records.RESULTS}")]):
         key = str(path.parent.relative_to(run_dir)) or "."
         found[key] = json.loads(path.read_text())
     return found

@@ -5,8 +5,9 @@
 - :func:`locked`: an exclusive lock on the folder for the life of the run (``fcntl.flock`` on
   ``.lock``, released by the kernel when the process dies, even by SIGKILL); a second process
   gets a :class:`RunFolderError` naming the holder.
-- :func:`write_json`, :func:`save_model`: written to a temporary file in the folder, then renamed
-  over the old one, so a kill leaves the old file or the new, never half of one.
+- :func:`save_model` (and ``records.write_json`` for the JSON files): written to a temporary file
+  in the folder, then renamed over the old one, so a kill leaves the old file or the new, never
+  half of one.
 - :func:`read_json`, :func:`load_model`: an unreadable file is a :class:`RunFolderError` naming it
   and what to do, not a bare ``JSONDecodeError`` or ``OSError``.
 - :class:`Backup`: Keras' ``BackupAndRestore(double_checkpoint=True)``, with each epoch's weights
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+
+from supcon_utils import records
 
 LOCK = ".lock"
 WEIGHTS = "latest.weights.h5"  # the names keras.callbacks.BackupAndRestore reads
@@ -67,24 +70,6 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _temporary(path: Path, suffix: str = "") -> Path:
-    """A temporary name beside ``path`` (hidden, so never taken for a run's file)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, record: Any) -> None:
-    """Write ``record`` to ``path`` as indented JSON, whole or not at all."""
-    tmp = _temporary(path)
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    _replace(tmp, path)
-
-
 def read_json(path: Path, remedy: str) -> Any:
     """The JSON record at ``path``; unreadable, a :class:`RunFolderError` ending in ``remedy``."""
     try:
@@ -95,9 +80,9 @@ def read_json(path: Path, remedy: str) -> Any:
 
 def save_model(model: keras.Model, path: Path) -> None:
     """``model.save(path)``, whole or not at all."""
-    tmp = _temporary(path, ".keras")
+    tmp = records.temporary(path, ".keras")
     model.save(tmp)
-    _replace(tmp, path)
+    records.replace(tmp, path)
 
 
 def load_model(path: Path, remedy: str) -> keras.Model:
@@ -139,8 +124,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         for path in (weights, metadata):
             if path.exists():
                 os.replace(path, f"{path}.bkp")
-        _replace(new_weights, weights)
-        _replace(new_metadata, metadata)
+        records.replace(new_weights, weights)
+        records.replace(new_metadata, metadata)
 
 
 def _pairs(folder: Path) -> list[tuple[Path, Path]]:
@@ -198,6 +183,6 @@ def trim_history(path: Path, epochs: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     kept = [line for line in lines[: epochs + 1] if line.endswith("\n")]
     if kept != lines:
-        tmp = _temporary(path)
+        tmp = records.temporary(path)
         tmp.write_text("".join(kept))
-        _replace(tmp, path)
+        records.replace(tmp, path)

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from supcon_utils import augment, data, evaluation, models, recipes, runs
+from supcon_utils import augment, data, evaluation, models, recipes, records, runs
 
 KINDS = recipes.KINDS
 # Training images whose features are the k-NN reference of the per-epoch SupCon test accuracy.
@@ -258,7 +258,7 @@ def run(
                                   test_every, pretrained)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
-        runs.write_json(out / "results.json", results)
+        records.write_results(out, results)
         runs.remove_backup(out / "backup")  # only now: a kill before resumes with nothing to train
     return {**results, "models": trained}
 
@@ -358,7 +358,7 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
             f"{out} holds a training backup but no config.json, so it cannot tell which run it "
             f"belongs to; delete {out / 'backup'} (or the folder) to train this run from epoch 0."
         )
-    runs.write_json(config_file, wanted)
+    records.write_json(config_file, wanted)
     return None
 
 
@@ -478,7 +478,9 @@ def _test_scorer(
         )
 
     def knn(model: keras.Model) -> float:
-        features = [embed(model.encoder, x, batch) for x in (ref_x, test[0])]
+        features = [
+            evaluation.embeddings(model.encoder, x, batch_size=batch) for x in (ref_x, test[0])
+        ]
         k = min(KNN_K, len(ref_x))
         return evaluation.knn_accuracy(features[0], ref_y, features[1], test[1], k=k)
 
@@ -538,8 +540,8 @@ def linear_probe(
     The features of the un-augmented images are computed once, so the probe costs seconds on a CPU
     (the paper trains it with augmentation, which costs a forward pass per step).
     """
-    feats_train = embed(encoder, train[0], cfg.batch_size * 4)
-    feats_test = embed(encoder, test[0], cfg.batch_size * 4)
+    feats_train = evaluation.embeddings(encoder, train[0], batch_size=cfg.batch_size * 4)
+    feats_test = evaluation.embeddings(encoder, test[0], batch_size=cfg.batch_size * 4)
     n_classes = int(train[1].max()) + 1
     probe = models.linear_classifier(feats_train.shape[1], n_classes)
     probe.compile(
@@ -556,12 +558,6 @@ def linear_probe(
     if verbose:
         print(f"linear probe: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}")
     return probe, {"train_accuracy": float(train_acc), "test_accuracy": float(test_acc)}
-
-
-def embed(encoder: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Encoder features of ``images`` (uint8 or float in [0, 1]), computed in batches."""
-    ds = data.make_dataset(images, None, batch_size=batch_size)
-    return encoder.predict(ds, verbose=0)
 
 
 def _elapsed(rows: Sequence[dict[str, float]]) -> float:
@@ -604,7 +600,7 @@ def _check_finite(rows: list[dict[str, float]]) -> None:
 
 def _check_not_collapsed(encoder: keras.Model, head: keras.Model, images: np.ndarray) -> None:
     """Fail loudly if SupCon mapped every image to (nearly) one point of the hypersphere."""
-    z = head.predict(embed(encoder, images[:512]), verbose=0)
+    z = head.predict(evaluation.embeddings(encoder, images[:512]), verbose=0)
     mean_cosine = float(np.mean(z @ z.T))
     if mean_cosine > 0.99:
         raise RuntimeError(
@@ -665,7 +661,9 @@ def _train_dataset(cfg: Config, train: data.Split, n_views: int, epochs: range):
 
 
 def _classifier_metrics(encoder, classifier, test, cfg) -> dict[str, float]:
-    logits = classifier.predict(embed(encoder, test[0], cfg.batch_size * 4), verbose=0)
+    logits = classifier.predict(
+        evaluation.embeddings(encoder, test[0], batch_size=cfg.batch_size * 4), verbose=0
+    )
     return {"test_accuracy": float(np.mean(logits.argmax(axis=1) == test[1]))}
 
 

@@ -4,12 +4,14 @@ Two logical CPU devices let the loss tests run a real ``tf.distribute.MirroredSt
 They must be configured before TensorFlow initialises its devices, hence here at import time.
 """
 
-# supcon_utils sets TensorFlow's environment defaults, so it must load before TensorFlow.
+# TensorFlow's environment (oneDNN, one inter-op thread) must be set before TensorFlow loads.
 # isort: off
 import pytest
-import supcon_utils  # noqa: F401
-import keras
-import tensorflow as tf
+import supcon_utils
+
+supcon_utils.setup_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 # isort: on
 

@@ -13,46 +13,19 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_supcon import naive_supcon
 
-from supcon_utils.losses import CONTRAST_MODES, VARIANTS, SupConLoss, _anchor_losses, supcon_loss
+from supcon_utils.losses import (
+    CONTRAST_MODES,
+    VARIANTS,
+    SupConLoss,
+    _anchor_losses,
+    positive_mask,
+    supcon_loss,
+)
 
 # No example database: property tests should not write into the checkout.
 PROPERTY = settings(deadline=None, database=None)
-
-
-def naive_supcon(features, labels, temperature, variant, contrast_mode, base_temperature=None):
-    """Eq. 2 ("out") or eq. 3 ("in") of Khosla et al. by explicit loops, in float64.
-
-    Built independently of the library: views in image-major order, A(i) and P(i) as lists,
-    no log-sum-exp trick (float64 holds exp(+-200), far beyond what t >= 0.01 produces).
-    """
-    features = np.asarray(features, np.float64)
-    batch, n_views, _ = features.shape
-    views = [(i, v) for i in range(batch) for v in range(n_views)]
-    unit = np.stack([features[i, v] / np.linalg.norm(features[i, v]) for i, v in views])
-    similarity = unit @ unit.T
-
-    def label(image):
-        return image if labels is None else labels[image]
-
-    per_anchor = []
-    for a, (i, v) in enumerate(views):
-        if contrast_mode == "one" and v != 0:
-            continue
-        others = [c for c in range(len(views)) if c != a]  # A(i)
-        positives = [c for c in others if label(views[c][0]) == label(i)]  # P(i)
-        if not positives:
-            continue
-        denominator = sum(math.exp(similarity[a, c] / temperature) for c in others)
-        ratios = [math.exp(similarity[a, p] / temperature) / denominator for p in positives]
-        if variant == "out":
-            per_anchor.append(-sum(math.log(r) for r in ratios) / len(ratios))
-        else:
-            per_anchor.append(-math.log(sum(ratios) / len(ratios)))
-    loss = sum(per_anchor) / len(per_anchor) if per_anchor else 0.0
-    if base_temperature is not None:
-        loss *= temperature / base_temperature
-    return loss
 
 
 def _labels_with_class_sizes(rng, batch, max_size):
@@ -630,3 +603,33 @@ def test_labels_beyond_int32_stay_distinct_under_mirrored_strategy(two_replicas)
         per_replica = two_replicas.run(lambda xy: supcon_loss(*xy), args=(halves,))
         losses = [float(v) for v in two_replicas.experimental_local_results(per_replica)]
         assert np.mean(losses) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("n_views", [1, 2, 3])
+def test_positive_mask_is_every_other_view_of_the_class_view_major(n_views):
+    labels = np.array([2, 0, 2, 1])
+    mask = positive_mask(labels, n_views).numpy()
+    views = [(v, i) for v in range(n_views) for i in range(len(labels))]  # view-major
+    expected = [[a != b and labels[a[1]] == labels[b[1]] for b in views] for a in views]
+    np.testing.assert_array_equal(mask, expected)
+    simclr = positive_mask(np.arange(4), n_views).numpy()
+    same_image = [[a != b and a[1] == b[1] for b in views] for a in views]
+    np.testing.assert_array_equal(simclr, same_image)
+
+
+def test_positive_mask_is_the_loss_own_mask():
+    """The loss computed from `positive_mask` by hand equals the library's (L_out, t = 0.5)."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 0, 2, 1])
+    features = rng.normal(size=(5, 2, 4))
+    z = np.concatenate([features[:, v] for v in range(2)])
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    logits = z @ z.T / 0.5
+    positives = positive_mask(labels, 2).numpy()
+    others = ~np.eye(10, dtype=bool)
+    log_prob = logits - np.log((np.exp(logits) * others).sum(axis=1, keepdims=True))
+    per_anchor = (log_prob * positives).sum(axis=1) / positives.sum(axis=1)
+    keep = positives.any(axis=1)
+    expected = -per_anchor[keep].mean()
+    got = supcon_loss(tf.constant(features), tf.constant(labels), temperature=0.5)
+    assert float(got) == pytest.approx(expected, rel=1e-12)

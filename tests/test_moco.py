@@ -4,8 +4,6 @@ The loss with a queue is checked against a naive float64 loop written without th
 the queue and the EMA against their definitions on small tensors.
 """
 
-import math
-
 import keras
 import numpy as np
 import pytest
@@ -13,46 +11,10 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras import layers
+from naive_supcon import naive_supcon
 
 from supcon_utils import data, moco, models
 from supcon_utils.losses import supcon_loss
-
-
-def naive_loss(features, labels, extra, contrast_labels, temperature, variant):
-    """Eq. 2 ("out") or eq. 3 ("in") by explicit loops in float64, with extra contrast entries.
-
-    Anchors: every view of the batch. A(i): every other view, and every extra entry. Classes: the
-    labels, or without labels each image's index (so an extra entry is never a positive).
-    """
-    features = np.asarray(features, np.float64)
-    batch, n_views, _ = features.shape
-
-    def unit(v):
-        return np.asarray(v, np.float64) / np.linalg.norm(v)
-
-    entries = [
-        (unit(features[i, v]), i if labels is None else labels[i])
-        for i in range(batch)
-        for v in range(n_views)
-    ]
-    n_anchors = len(entries)
-    entries += [
-        (unit(e), None if labels is None else contrast_labels[k]) for k, e in enumerate(extra)
-    ]
-    per_anchor = []
-    for a in range(n_anchors):
-        z, cls = entries[a]
-        others = [entry for k, entry in enumerate(entries) if k != a]
-        positives = [w for w, c in others if c == cls]
-        if not positives:
-            continue
-        denominator = sum(math.exp(z @ w / temperature) for w, _ in others)
-        ratios = [math.exp(z @ p / temperature) / denominator for p in positives]
-        if variant == "out":
-            per_anchor.append(-sum(math.log(r) for r in ratios) / len(ratios))
-        else:
-            per_anchor.append(-math.log(sum(ratios) / len(ratios)))
-    return sum(per_anchor) / len(per_anchor) if per_anchor else 0.0
 
 
 def _tiny_model(**options) -> moco.MoCoSupConModel:
@@ -160,7 +122,7 @@ def test_loss_with_a_contrast_set_of_0_to_256_entries_matches_the_naive_loop(
     options = dict(temperature=float(rng.uniform(0.05, 1.0)), variant=variant)
     value = supcon_loss(features, labels, contrast_features=keys,
                         contrast_labels=key_labels if with_labels else None, **options)  # fmt: skip
-    expected = naive_loss(features, labels, keys, key_labels, **options)
+    expected = naive_supcon(features, labels, **options, extra=keys, extra_labels=key_labels)
     np.testing.assert_allclose(float(value), expected, rtol=1e-9, atol=1e-12)
 
 
@@ -183,7 +145,7 @@ def test_loss_with_queue_matches_naive_loop(with_labels, variant, n_views):
         contrast_labels=contrast_labels if with_labels else None,
         **options,
     )
-    expected = naive_loss(features, y, extra, contrast_labels, **options)
+    expected = naive_supcon(features, y, **options, extra=extra, extra_labels=contrast_labels)
     np.testing.assert_allclose(float(value), expected, rtol=1e-10)
     if with_labels or n_views > 1:  # else no anchor has a positive (the extras are negatives)
         assert not np.isclose(float(value), float(supcon_loss(features, y, **options)))
@@ -219,7 +181,7 @@ def test_queue_under_mirrored_strategy_matches_single_device(two_replicas):
         lambda x, y: strategy.run(lambda a, b: supcon_loss(a, b, **options), args=(x, y))
     )
     per_replica = strategy.experimental_local_results(run(shard(features), shard(labels)))
-    expected = naive_loss(features, labels, extra, contrast_labels, 0.5, "out")
+    expected = naive_supcon(features, labels, 0.5, "out", extra=extra, extra_labels=contrast_labels)
     np.testing.assert_allclose(np.mean([float(v) for v in per_replica]), expected, rtol=1e-10)
     np.testing.assert_allclose(
         float(supcon_loss(features, labels, **options)), expected, rtol=1e-10

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from supcon_utils import runs, training
+from supcon_utils import records, runs, training
 
 TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2)
 
@@ -31,6 +31,7 @@ def _snapshot(folder) -> dict:
 _KILL_ITSELF = r"""
 import json, os, signal, sys
 import supcon_utils
+supcon_utils.setup_tensorflow()
 from supcon_utils import runs, training
 
 run_dir, where, tiny = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -156,7 +157,7 @@ def test_a_failed_start_leaves_nothing_and_blocks_no_retry(tmp_path):
     # A run stopped before its first epoch leaves a config.json with nothing to protect.
     out = tmp_path / "cross_entropy"
     out.mkdir()
-    runs.write_json(out / "config.json", {**dataclasses.asdict(_cfg()), "epochs": 9})
+    records.write_json(out / "config.json", {**dataclasses.asdict(_cfg()), "epochs": 9})
     results = training.run("cross_entropy", _cfg(epochs=1), tmp_path, verbose=0)
     assert results["epochs_completed"] == 1
 
@@ -212,10 +213,21 @@ def test_a_truncated_config_is_an_error_naming_it(tmp_path):
 
 def test_write_json_replaces_whole_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "record.json"
-    runs.write_json(path, {"a": 1})
-    runs.write_json(path, {"a": np.float64(2.0).item()})
+    records.write_json(path, {"a": 1})
+    records.write_json(path, {"a": np.float64(2.0).item()})
     assert json.loads(path.read_text()) == {"a": 2.0}
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_write_results_is_what_the_runner_collects(tmp_path):
+    from supcon_utils import runner
+
+    path = records.write_results(tmp_path / "run" / "evaluation", {"metrics": {"accuracy": 0.5}})
+    assert path == tmp_path / "run" / "evaluation" / "results.json"
+    collected = runner.collect_results(tmp_path / "run")
+    assert collected == {"evaluation": {"metrics": {"accuracy": 0.5}}}
+    with pytest.raises(ValueError, match="results need a 'metrics' dict"):
+        records.write_results(tmp_path, {"accuracy": 0.5})
 
 
 @pytest.mark.parametrize(

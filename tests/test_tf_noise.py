@@ -64,11 +64,50 @@ def test_strip_notebook_drops_log_lines_and_empty_stderr_outputs():
     ]
 
 
-def test_importing_supcon_utils_then_tensorflow_prints_no_log_line():
-    code = "import supcon_utils, tensorflow as tf; print(float(tf.constant(1.0) + 1))"
+def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+
+
+def test_setup_tensorflow_then_tensorflow_prints_no_log_line():
+    code = (
+        "import supcon_utils; supcon_utils.setup_tensorflow(); import tensorflow as tf; "
+        "print(float(tf.constant(1.0) + 1))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    done = _python(code, env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "2.0\n"
     noisy = [ln for ln in done.stderr.splitlines() if tf_noise.TF_LOG_LINE.match(ln)]
     assert not noisy, noisy
+
+
+def test_importing_the_package_changes_nothing_and_the_clis_load_no_tensorflow():
+    code = (
+        "import os, sys; before = dict(os.environ); "
+        "import supcon_utils, supcon_utils.runner, supcon_utils.sweep, supcon_utils.records; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, dict(os.environ) == before)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    done = _python(code, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "False False True\n"
+
+
+def test_setup_sets_what_the_user_did_not_and_warns_when_tensorflow_came_first():
+    keys = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTEROP_THREADS")
+    report = f"import os; print([os.environ.get(k) for k in {keys}])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    done = _python(f"import supcon_utils; supcon_utils.setup_tensorflow(); {report}", env)
+    assert done.stdout.splitlines()[-1] == "['1', '1']", done.stderr
+    setup = "import supcon_utils; supcon_utils.setup_tensorflow"
+    done = _python(f"{setup}(repeatable=False); {report}", {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert done.stdout.splitlines()[-1] == "['0', None]", done.stderr
+    late = _python("import tensorflow, supcon_utils; supcon_utils.setup_tensorflow()", env)
+    assert late.returncode == 0
+    assert (
+        "TensorFlow was loaded before setup_tensorflow(), so TF_ENABLE_ONEDNN_OPTS" in late.stderr
+    )
+    twice = _python("import supcon_utils; supcon_utils.setup_tensorflow(); "
+                    "supcon_utils.setup_tensorflow()", env)  # fmt: skip
+    assert "was loaded before" not in twice.stderr

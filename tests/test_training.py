@@ -78,6 +78,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind, epoch_start
 _CHILD = r"""
 import hashlib, json, sys, time
 import supcon_utils
+supcon_utils.setup_tensorflow()
 import keras
 from supcon_utils import training
 
@@ -383,7 +384,7 @@ def test_the_last_epoch_test_accuracy_is_the_final_models(tmp_path, kind):
     if kind == "cross_entropy":
         assert last == pytest.approx(results["metrics"]["test_accuracy"])
     else:
-        features = [training.embed(encoder, x) for x in (train[0], test[0])]
+        features = [evaluation.embeddings(encoder, x) for x in (train[0], test[0])]
         expected = evaluation.knn_accuracy(features[0], train[1], features[1], test[1], k=20)
         assert last == pytest.approx(expected)
     assert last > 0.3  # digits: far above chance (0.1)
