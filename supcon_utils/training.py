@@ -277,7 +277,7 @@ def load_run(
     """
     recipes.get(kind)
     out = Path(run_dir) / kind
-    if not (out / "results.json").exists():
+    if not (out / records.RESULTS).exists():
         if train_if_missing is None:
             raise runs.RunFolderError(
                 f"{out} holds no finished run of {kind} (no results.json): train it first, with "
@@ -285,7 +285,7 @@ def load_run(
             )
         return run(kind, train_if_missing, run_dir, verbose=verbose)
     # No lock: a finished run's files are written whole and never again.
-    results = runs.read_json(out / "results.json", f"delete it, or the folder {out}, to train "
+    results = runs.read_json(out / records.RESULTS, f"delete it, or the folder {out}, to train "
                              "this run again")  # fmt: skip
     saved_config(results)  # a configuration this version cannot read is an error here, not later
     return {**results, "models": _load_models(out)}
@@ -336,8 +336,8 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
     wanted = dataclasses.asdict(cfg)
     ignored = recipes.ignored_fields(kind)
     remedy = f"delete it, or the folder {out}, to train this run again"
-    if (out / "results.json").exists():
-        results = runs.read_json(out / "results.json", remedy)
+    if (out / records.RESULTS).exists():
+        results = runs.read_json(out / records.RESULTS, remedy)
         _refuse_other_config(out, results.get("config", {}), wanted, ignored)
         results["models"] = _load_models(out)
         return results
