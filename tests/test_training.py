@@ -164,9 +164,7 @@ def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path, epoch_st
 
 
 @pytest.mark.slow
-def test_load_run_reads_the_finished_run_whatever_its_config_and_trains_only_if_missing(
-    tmp_path, epoch_starts
-):
+def test_load_run_reads_the_finished_run_whatever_its_config_and_trains_only_if_missing(tmp_path):
     with pytest.raises(runs.RunFolderError, match="holds no finished run of supcon .no results"):
         training.load_run(tmp_path, "supcon")
     trained = training.config("quick", **{**TINY, "epochs": 1, "temperature": 0.3})
