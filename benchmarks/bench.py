@@ -25,8 +25,14 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
   augmentation pipeline (``data.make_dataset(..., recipe="grayscale28", n_views=...)``, iterated
   while training, as ``fit`` does) against steps fed one batch of views made once beforehand and
   repeated as constant tensors: the median over rounds of a round's ratio of median step times
-  (``paired_ratio``). Below 1 means augmentation holds training back: on 2 cores the ``tf.data``
-  threads compete with the training step for the same cores.
+  (``paired_ratio``), with a 95% bootstrap interval over the rounds (``ratio_interval``). Below
+  1 means augmentation holds training back: on 2 cores the ``tf.data`` threads compete with the
+  training step for the same cores.
+- **pipeline CPU / step CPU**, for each recipe: the process's CPU time (all threads) to make one
+  batch of views with nothing else running, over the CPU time of a training step on pre-made
+  views. CPU time moves far less with the machine's slow spells than wall time, so this is the
+  steadier reading of what the pipeline costs; ``1 / (1 + share)`` is the throughput ratio if
+  every CPU second of the pipeline were taken from the step (``pipeline_cpu_bound``).
 - **loss share of a SupCon step** (target <= 5%): ``losses.supcon_loss`` forward and backward
   alone (a ``tf.function`` taking the gradient with respect to the features, on random
   features of the step's shape: batch x 2 views x 128 dims) over the SupCon step time on
@@ -72,6 +78,7 @@ import dataclasses
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -117,9 +124,17 @@ FIGURES = (
     Figure("supcon_images_per_s", "SupCon step, images/s (2 views each)", ",.0f"),
     Figure("supcon_over_ce_step_time", "SupCon / CE step time", ".2f", "<=", 2.1),
     Figure("ce_pipeline_over_premade", "CE: pipeline / pre-made throughput", ".3f", ">=", 0.97),
+    Figure("ce_pipeline_over_premade_interval", "CE: its 95% interval over the rounds", ".3f"),
     Figure(
         "supcon_pipeline_over_premade", "SupCon: pipeline / pre-made throughput", ".3f", ">=", 0.97
     ),
+    Figure(
+        "supcon_pipeline_over_premade_interval", "SupCon: its 95% interval over the rounds", ".3f"
+    ),
+    Figure("ce_pipeline_cpu_share", "CE: pipeline CPU / step CPU", ".3f"),
+    Figure("ce_pipeline_cpu_bound", "CE: 1 / (1 + pipeline CPU share)", ".3f"),
+    Figure("supcon_pipeline_cpu_share", "SupCon: pipeline CPU / step CPU", ".3f"),
+    Figure("supcon_pipeline_cpu_bound", "SupCon: 1 / (1 + pipeline CPU share)", ".3f"),
     Figure("supcon_loss_share", "SupCon: loss fwd+bwd / whole step", ".3f", "<=", 0.05),
     Figure("matmul_gflops", "matmul GFLOP/s (the reference peak)", ",.1f"),
     Figure("ce_train_gflops", "CE training GFLOP/s", ",.1f"),
@@ -198,6 +213,7 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             "first_step_s": first_step,
             **time_alternating(model, {"premade": premade, "pipeline": pipeline}, args,
                                f"{label} {kind}"),
+            "pipeline_alone_cpu_s": time_pipeline_cpu(pipeline, args.warmup, args.steps),
         }  # fmt: skip
         del model, pipeline, premade
     # The loss alone, forward and backward, at the step's shape (batch x views x projection).
@@ -269,6 +285,7 @@ def time_alternating(
 
     iterators = {name: iter(ds) for name, ds in datasets.items()}
     times: dict[str, list[float]] = {name: [] for name in datasets}
+    cpu: dict[str, list[float]] = {name: [] for name in datasets}
     n_blocks = -(-args.steps // args.block)
     order = [name for r in range(n_blocks) for name in (list(datasets)[:: 1 if r % 2 == 0 else -1])]
     total = len(datasets) * args.warmup + len(order) * (args.settle + args.block)
@@ -279,23 +296,39 @@ def time_alternating(
                 bar.update()
         for name in order:
             for i in range(args.settle + args.block):
-                elapsed = _step(model, iterators[name])
+                elapsed, cpu_elapsed = _step(model, iterators[name])
                 if i >= args.settle and len(times[name]) < args.steps:
                     times[name].append(elapsed)
+                    cpu[name].append(cpu_elapsed)
                 bar.update()
         bar.set_postfix_str(
             " ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items()) + " s/step"
         )
     del iterators  # stops the pipeline's background threads before the next phase
-    return {f"{name}_times_s": t for name, t in times.items()}
+    return {f"{name}_times_s": t for name, t in times.items()} | {
+        f"{name}_cpu_s": t for name, t in cpu.items()
+    }
 
 
-def _step(model: keras.Model, iterator: Any) -> float:
-    """Seconds of one training step (what `fit` calls once per batch), waiting for it to end."""
-    start = time.perf_counter()
+def _step(model: keras.Model, iterator: Any) -> tuple[float, float]:
+    """Wall and process CPU seconds of one training step (what `fit` calls once per batch),
+    waiting for it to end."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     logs = model.train_function(iterator)
     float(logs["loss"])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def time_pipeline_cpu(dataset: Any, warmup: int, batches: int) -> float:
+    """Process CPU seconds (all threads) per batch of `dataset` iterated alone, after `warmup`
+    batches; the prefetched batches left in its buffers at the end count as made."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.process_time()
+    for _ in range(batches):
+        next(iterator)
+    return (time.process_time() - start) / batches
 
 
 def time_matmul(size: int, repeats: int) -> list[float]:
@@ -443,9 +476,16 @@ def step_figures(raw: dict[str, Any]) -> dict[str, float]:
             f"{short}_pipeline_over_premade": paired_ratio(
                 r["premade_times_s"], r["pipeline_times_s"], raw["settings"]["block"]
             ),
+            f"{short}_pipeline_over_premade_interval": ratio_interval(
+                r["premade_times_s"], r["pipeline_times_s"], raw["settings"]["block"]
+            ),
             f"{short}_train_gflops": train_flops / 1e9,
             f"{short}_flops_over_matmul": train_flops / matmul_flops,
         }
+        if "pipeline_alone_cpu_s" in r:
+            share = r["pipeline_alone_cpu_s"] / statistics.median(r["premade_cpu_s"])
+            out[f"{short}_pipeline_cpu_share"] = share
+            out[f"{short}_pipeline_cpu_bound"] = 1 / (1 + share)
     out["supcon_over_ce_step_time"] = out["supcon_step_s"] / out["ce_step_s"]
     return out
 
@@ -457,11 +497,27 @@ def paired_ratio(premade: list[float], pipeline: list[float], block: int) -> flo
     spell of the machine (seen here: steps 2x slower for several seconds) falls on both halves of
     a round, so it cancels in the round's ratio instead of tipping the overall medians.
     """
-    rounds = range(0, min(len(premade), len(pipeline)), block)
-    return statistics.median(
+    return statistics.median(_round_ratios(premade, pipeline, block))
+
+
+def ratio_interval(
+    premade: list[float], pipeline: list[float], block: int, level: float = 0.95
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of `paired_ratio`: the rounds resampled 2,000 times
+    (seeded, so the same times give the same interval)."""
+    ratios = _round_ratios(premade, pipeline, block)
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+    tail = (1 - level) / 2
+    return medians[int(tail * len(medians))], medians[int((1 - tail) * len(medians)) - 1]
+
+
+def _round_ratios(premade: list[float], pipeline: list[float], block: int) -> list[float]:
+    """Each round's median pre-made step time over its median pipeline step time."""
+    return [
         statistics.median(premade[i : i + block]) / statistics.median(pipeline[i : i + block])
-        for i in rounds
-    )
+        for i in range(0, min(len(premade), len(pipeline)), block)
+    ]
 
 
 def profile_figures(raw: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -562,9 +618,14 @@ def print_table(configs: list[dict[str, Any]], loss: dict[str, Any] | None) -> N
         target = f"{fig.op} {fig.target:g}" if fig.op else "-"
         cells = []
         for c in configs:
-            value = c["figures"][fig.key]
-            verdict = {True: " ok", False: " NO", None: ""}[fig.holds(value)]
-            cells.append(f"  {format(value, fig.fmt) + verdict:>16}")
+            value = c["figures"].get(fig.key)
+            if value is None:  # a figure the worker's raw times do not give
+                cells.append(f"  {'-':>16}")
+            elif isinstance(value, (tuple, list)):  # an interval
+                cells.append(f"  {'[' + ', '.join(format(v, fig.fmt) for v in value) + ']':>16}")
+            else:
+                verdict = {True: " ok", False: " NO", None: ""}[fig.holds(value)]
+                cells.append(f"  {format(value, fig.fmt) + verdict:>16}")
         print(f"{fig.label:<{width}} {target:>8}" + "".join(cells))
     if loss is not None:
         f = loss["figures"]

@@ -34,6 +34,8 @@ def _raw() -> dict:
             "premade_times_s": [3.0, 2.0, 1.0],
             "pipeline_times_s": [2.0, 2.0, 2.0],
             "loss_grad_times_s": [0.1, 0.2, 0.3],
+            "premade_cpu_s": [4.0, 3.0, 5.0],  # CPU seconds on both cores: median 4 s
+            "pipeline_alone_cpu_s": 0.2,
         },
     }
 
@@ -49,6 +51,23 @@ def test_step_figures_are_ratios_of_medians():
     # 6 FLOPs per MAC (forward + backward) per view: 6 * 100 * 2 views * 4 images / 2 s.
     assert f["supcon_train_gflops"] == pytest.approx(2400e-9)
     assert f["supcon_flops_over_matmul"] == pytest.approx(2400 / 1e9)
+    # 0.2 CPU seconds per batch of views against 4 per step: 5% more work, at most 1 / 1.05.
+    assert f["supcon_pipeline_cpu_share"] == pytest.approx(0.05)
+    assert f["supcon_pipeline_cpu_bound"] == pytest.approx(1 / 1.05)
+    assert "ce_pipeline_cpu_share" not in f  # a worker that did not measure it
+
+
+def test_the_ratio_interval_holds_the_rounds_median_and_narrows_with_agreeing_rounds():
+    block = 1
+    premade = [1.0] * 20
+    spread = [1 / r for r in (0.8, 0.9, 1.0, 1.1, 1.2) * 4]
+    low, high = bench.ratio_interval(premade, spread, block)
+    assert low < bench.paired_ratio(premade, spread, block) < high
+    assert 0.8 <= low and high <= 1.2
+    assert bench.ratio_interval(premade, spread, block) == (low, high)  # seeded
+    steady = [1 / r for r in (0.99, 1.0, 1.01) * 7][:20]
+    steady_low, steady_high = bench.ratio_interval(premade, steady, block)
+    assert steady_high - steady_low < (high - low) / 5
 
 
 class _CountingModel:
@@ -67,8 +86,9 @@ def test_the_inputs_take_turns_and_only_settled_steps_are_timed():
     args = types.SimpleNamespace(steps=5, warmup=1, block=2, settle=1)
     inputs = {"premade": itertools.repeat("A"), "pipeline": itertools.repeat("B")}
     times = bench.time_alternating(model, inputs, args, "test")
-    assert sorted(times) == ["pipeline_times_s", "premade_times_s"]
-    assert [len(t) for t in times.values()] == [5, 5]
+    assert sorted(times) == ["pipeline_cpu_s", "pipeline_times_s", "premade_cpu_s",
+                             "premade_times_s"]  # fmt: skip
+    assert [len(t) for t in times.values()] == [5, 5, 5, 5]
     # Warm-up of each, then blocks of settle + block steps in A B B A A B order (3 rounds of 2).
     assert "".join(model.steps) == "AB" + "AAA BBB BBB AAA AAA BBB".replace(" ", "")
 
@@ -88,6 +108,8 @@ def test_the_table_marks_each_target(capsys):
     assert lines["SupCon / CE step time"].endswith("2.00 ok")
     assert lines["CE: pipeline / pre-made throughput"].endswith("0.500 NO")
     assert lines["SupCon: loss fwd+bwd / whole step"].endswith("0.100 NO")
+    assert lines["CE: its 95% interval over the rounds"].endswith("[0.500, 0.500]")
+    assert lines["CE: pipeline CPU / step CPU"].endswith("-")  # not measured
 
 
 def test_bad_arguments_are_refused():
