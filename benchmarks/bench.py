@@ -22,12 +22,12 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
   (two views) plus the loss over a ``2B x 2B`` similarity matrix; much above 2 means the loss or
   the view handling costs more than it should.
 - **pipeline / pre-made throughput** (target >= 0.97), for each recipe: steps fed by the real
-  augmentation pipeline (``data.make_dataset(..., recipe="grayscale28", n_views=...)``, iterated
-  while training, as ``fit`` does) against steps fed one batch of views made once beforehand and
-  repeated as constant tensors: the median over rounds of a round's ratio of median step times
-  (``paired_ratio``), with a 95% bootstrap interval over the rounds (``ratio_interval``). Below
-  1 means augmentation holds training back: on 2 cores the ``tf.data`` threads compete with the
-  training step for the same cores.
+  augmentation pipeline (``data.make_dataset(..., augmentation="grayscale28", n_views=...)``,
+  iterated while training, as ``fit`` does) against steps fed one batch of views made once
+  beforehand and repeated as constant tensors: the median over rounds of a round's ratio of
+  median step times (``paired_ratio``), with a 95% bootstrap interval over the rounds
+  (``ratio_interval``). Below 1 means augmentation holds training back: on 2 cores the
+  ``tf.data`` threads compete with the training step for the same cores.
 - **pipeline CPU / step CPU**, for each recipe: the process's CPU time (all threads) to make one
   batch of views with nothing else running, over the CPU time of a training step on pre-made
   views. CPU time moves far less with the machine's slow spells than wall time, so this is the
@@ -44,7 +44,7 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
   by default, median of repeats) measured in the same process, i.e. the fraction of the machine's
   practical peak the training step reaches.
 
-Where a step's time goes (``--worker profile``, oneDNN on, XLA off; ``--no-profile`` skips it):
+Where a step's time goes (the ``profile`` worker, oneDNN on, XLA off; ``--no-profile`` skips it):
 TensorFlow's profiler traces ``--profile-steps`` steps of each recipe on pre-made views, and
 ``benchmarks/step_profile.py`` sums the ops' execution time per step by kind: convolutions,
 batch norm, dense layers, element-wise and other, the loss, the optimizer. The table gives each in
@@ -52,12 +52,12 @@ milliseconds and as a share of the summed op time, the step's wall time while pr
 pipeline's cost (the default configuration's pipeline step minus its pre-made step), and the
 convolutions' own FLOP rate against the matmul's (6 x their forward MACs per view).
 
-Each configuration runs in its own subprocess of this script (``--worker steps``), because
+Each configuration runs in its own subprocess of this script (a ``steps`` worker), because
 ``TF_ENABLE_ONEDNN_OPTS`` only takes effect before TensorFlow is imported. With XLA on
 (``jit_compile=True``) only the model step is compiled: the views come from ``tf.data`` outside it
 (the crop augmentation has no XLA kernels).
 
-The loss alone at scale (``--worker loss``, oneDNN on, no XLA): ``losses.supcon_loss`` on
+The loss alone at scale (the ``loss`` worker, oneDNN on, no XLA): ``losses.supcon_loss`` on
 features of shape ``(2048, 2, 128)`` (4096 views of 128 dims, ``--loss-batch``; labels from 10
 classes), forward and backward in a ``tf.function`` (median of repeats), and the peak memory that
 adds: the process's peak resident set (``ru_maxrss``) after those calls minus its resident set
@@ -98,7 +98,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "runs" / "bench" / "bench.json"
 PROJECTION_DIM = 128  # output of models.projection_head, what the loss contrasts
-KINDS = ("cross_entropy", "supcon")
+KINDS = ("cross_entropy", "supcon")  # the two recipes measured, those notebook 03 compares
 DEFAULT_CONFIGS = ("1,0", "1,1", "0,0")  # oneDNN,XLA: the CPU default, XLA on, oneDNN off
 
 
@@ -175,7 +175,7 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             "preset": "full",
             "dataset": cfg.dataset,
             "encoder": cfg.encoder,
-            "recipe": cfg.recipe,
+            "augmentation": cfg.augmentation,
             "batch_size": cfg.batch_size,
             "n_views": cfg.n_views,
             "optimizer": cfg.optimizer,
@@ -196,7 +196,7 @@ def worker_steps(args: argparse.Namespace) -> dict[str, Any]:
             y_train,
             batch_size=cfg.batch_size,
             n_views=views,
-            recipe=cfg.recipe,
+            augmentation=cfg.augmentation,
             shuffle=True,
             seed=cfg.seed,
         ).repeat()
@@ -245,7 +245,7 @@ def worker_profile(args: argparse.Namespace) -> dict[str, Any]:
         model, _, views = build_model(kind, cfg, x_train.shape[1:], int(y_train.max()) + 1,
                                       len(x_train))  # fmt: skip
         pipeline = data.make_dataset(x_train, y_train, batch_size=cfg.batch_size, n_views=views,
-                                     recipe=cfg.recipe, shuffle=True)  # fmt: skip
+                                     augmentation=cfg.augmentation, shuffle=True)  # fmt: skip
         batch = next(iter(pipeline))
         premade = tf.data.Dataset.from_tensors(batch).repeat()
         model.fit(premade, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
@@ -321,7 +321,8 @@ def _step(model: keras.Model, iterator: Any) -> tuple[float, float]:
 
 def time_pipeline_cpu(dataset: Any, warmup: int, batches: int) -> float:
     """Process CPU seconds (all threads) per batch of `dataset` iterated alone, after `warmup`
-    batches; the prefetched batches left in its buffers at the end count as made."""
+    batches. Batches its buffers made before the timing starts and those left in them at the end
+    fall on the two ends of the count and roughly cancel."""
     iterator = iter(dataset)
     for _ in range(warmup):
         next(iterator)
@@ -440,12 +441,20 @@ def _repeat(fn: Callable[[], Any], repeats: int) -> list[float]:
 # Parent: runs the workers, computes the figures, prints the table, writes the JSON.
 
 
-def run_worker(worker_args: list[str], onednn: int) -> dict[str, Any]:
-    """Run this script as a worker with oneDNN on or off; its last stdout line is its JSON."""
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": str(onednn)}
+def worker_spec(args: argparse.Namespace, worker: str, onednn: int = 1, xla: int = 0) -> str:
+    """What one worker measures, as the JSON it is started with: the parent's settings, the
+    worker's job (``steps``, ``loss`` or ``profile``) and its oneDNN and XLA switches."""
+    settings = {k: v for k, v in vars(args).items() if k not in ("output", "configs", "spec")}
+    return json.dumps({**settings, "worker": worker, "onednn": onednn, "xla": xla})
+
+
+def run_worker(spec: str) -> dict[str, Any]:
+    """Run this script as a worker of `spec` (``worker_spec``); its last stdout line is its JSON.
+    oneDNN is switched by the environment, which only counts before TensorFlow loads."""
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": str(json.loads(spec)["onednn"])}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *worker_args],
+        [sys.executable, str(Path(__file__).resolve()), "--spec", spec],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -685,9 +694,7 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_OUTPUT,
         help=f"JSON file of all figures (default {DEFAULT_OUTPUT.relative_to(ROOT)})",
     )
-    p.add_argument("--worker", choices=("steps", "loss", "profile"), help=argparse.SUPPRESS)
-    p.add_argument("--onednn", type=int, choices=(0, 1), default=1, help=argparse.SUPPRESS)
-    p.add_argument("--xla", type=int, choices=(0, 1), default=0, help=argparse.SUPPRESS)
+    p.add_argument("--spec", help=argparse.SUPPRESS)  # a worker's job, from worker_spec
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         p.error("--steps and --warmup must be at least 1 (the first step traces the model)")
@@ -701,35 +708,20 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
 def main(argv: Iterable[str] | None = None) -> int:
     """Parent: run every configuration and the loss in workers, report. Worker: measure."""
     args = parse_args(argv)
-    if args.worker:
+    if args.spec:
+        spec = argparse.Namespace(**json.loads(args.spec))
         # Before TensorFlow loads (oneDNN is chosen then); setup_tensorflow keeps a value set.
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(args.onednn)
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(spec.onednn)
         import supcon_utils
 
         supcon_utils.setup_tensorflow()
         measure = {"steps": worker_steps, "loss": worker_loss, "profile": worker_profile}
-        print(json.dumps(measure[args.worker](args)), flush=True)
+        print(json.dumps(measure[spec.worker](spec)), flush=True)
         return 0
 
     configs = [tuple(int(v) for v in c.split(",")) for c in args.configs]
     if any(len(c) != 2 or not set(c) <= {0, 1} for c in configs):
         raise SystemExit("--configs takes ONEDNN,XLA pairs of 0/1, e.g. 1,0 1,1 0,0")
-    shared = [
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-        "--block",
-        str(args.block),
-        "--settle",
-        str(args.settle),
-        "--matmul-size",
-        str(args.matmul_size),
-        "--matmul-repeats",
-        str(args.matmul_repeats),
-    ]
-    if args.batch_size:
-        shared += ["--batch-size", str(args.batch_size)]
 
     machine = machine_info()
     print(
@@ -748,31 +740,18 @@ def main(argv: Iterable[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        raw = run_worker(
-            ["--worker", "steps", "--onednn", str(onednn), "--xla", str(xla), *shared], onednn
-        )
+        raw = run_worker(worker_spec(args, "steps", onednn, xla))
         results.append({"onednn": onednn, "xla": xla, "figures": step_figures(raw), "raw": raw})
     loss = None
     if not args.no_loss:
         print(f"[loss] ({time.perf_counter() - start:.0f} s elapsed)", file=sys.stderr, flush=True)
-        raw = run_worker(
-            [
-                "--worker",
-                "loss",
-                "--loss-batch",
-                str(args.loss_batch),
-                "--loss-repeats",
-                str(args.loss_repeats),
-            ],
-            1,
-        )
+        raw = run_worker(worker_spec(args, "loss"))
         loss = {"figures": loss_figures(raw), "raw": raw}
     profile = None
     if not args.no_profile:
         print(f"[profile] ({time.perf_counter() - start:.0f} s elapsed)", file=sys.stderr,
               flush=True)  # fmt: skip
-        raw = run_worker(["--worker", "profile", "--profile-steps", str(args.profile_steps),
-                          *shared], 1)  # fmt: skip
+        raw = run_worker(worker_spec(args, "profile"))
         profile = {"figures": profile_figures(raw), "raw": raw}
     machine["load_average_end"] = list(os.getloadavg())
     machine["wall_time_s"] = round(time.perf_counter() - start, 1)

@@ -20,9 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from supcon_utils import runner, sweep, training
+import supcon_utils
 
-KINDS = ("cross_entropy", "supcon")
+supcon_utils.setup_tensorflow()  # before `training` loads TensorFlow (oneDNN, quiet logs)
+from supcon_utils import runner, sweep, training  # noqa: E402
+
+KINDS = ("cross_entropy", "supcon")  # the two recipes notebook 03 compares
 # stage -> (preset, points). A point is Config overrides plus its kind.
 STAGES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     # The quick preset (20,000 images, 6 epochs) as a cheap proxy for the learning rate.

@@ -40,7 +40,7 @@
 # fmt: off
 seed: int = 0  # seeds Python, numpy, TensorFlow and the augmentation layers
 dataset: str = "fashion_mnist"  # dataset of supcon_utils.data.load_dataset
-recipe: str = "grayscale28"  # augmentation recipe: "grayscale28" (clothing) or "color32" (CIFAR-10)
+augmentation: str = "grayscale28"  # the views' augmentation: "grayscale28" (clothing) or "color32" (CIFAR-10)
 n_views: int = 2  # views per image
 n_show: int = 10  # images shown in the grid of augmented views, one per class (10: all)
 mask_batch: int = 8  # images in the batch whose positive mask is drawn
@@ -98,14 +98,14 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # %%
 # NBVAL_CHECK_OUTPUT
 (x_train, y_train), (x_test, y_test) = data.load_dataset(dataset)
-class_names = data.CLASS_NAMES[dataset]
+class_names = data.DATASETS[dataset].class_names
 print("train", x_train.shape, x_train.dtype, "test", x_test.shape)
 print("classes:", ", ".join(class_names))
 
 # %% [markdown]
 # ## Build the augmenter
 #
-# The recipe for grayscale clothing is a milder cousin of SimCLR's:
+# The augmentation for grayscale clothing is a milder cousin of SimCLR's:
 #
 # | augmentation | why it fits 28x28 grayscale clothing |
 # |---|---|
@@ -114,14 +114,14 @@ print("classes:", ", ".join(class_names))
 # | brightness and contrast jitter (p = 0.8) | fabric tone and lighting vary; there is no colour to jitter |
 # | random erasing | occludes a patch, so the encoder cannot rely on one detail (a collar, a strap) |
 #
-# For natural colour images (`recipe="color32"`, CIFAR-10) the reference recipe is stronger:
+# For natural colour images (`augmentation="color32"`, CIFAR-10) the reference one is stronger:
 # crops down to 20% of the image (objects appear at any scale and position), colour jitter of
 # brightness, contrast and saturation 0.4 and hue 0.1 with p = 0.8, and grayscale with p = 0.2.
 # Colour distortion matters there because two crops of one photo share a colour histogram, which
 # would let the network match views by colour alone.
 
 # %%
-augmenter = augment.augmenter(recipe, x_train.shape[1:], seed=seed)
+augmenter = augment.augmenter(augmentation, x_train.shape[1:], seed=seed)
 for layer in augmenter.layers:
     print(type(layer).__name__)
 
@@ -159,7 +159,7 @@ ds = data.make_dataset(
     y_train[:timing_images],
     batch_size=batch_size,
     n_views=n_views,
-    recipe=recipe,
+    augmentation=augmentation,
     shuffle=True,
     seed=seed,
 )
@@ -206,7 +206,7 @@ results = {
     "metrics": {
         "augmentation_images_per_s": round(throughput),
         "n_views": n_views,
-        "recipe": recipe,
+        "augmentation": augmentation,
     }
 }
 saved = records.write_results(out_dir, results)

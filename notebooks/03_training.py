@@ -44,7 +44,7 @@ from typing import Optional  # papermill reads `X | None` as no parameter
 preset: str = "quick"  # training preset: "quick" (CPU, minutes), "full" (CPU, all 60k images), "gpu"
 dataset: Optional[str] = None  # dataset of supcon_utils.data; None keeps the preset's ("fashion_mnist")
 encoder: Optional[str] = None  # "resnet_small" (CPU), "resnet18_cifar" or "resnet50v2"; None: the preset's
-recipe: Optional[str] = None  # augmentation recipe, "grayscale28" or "color32"; None: the preset's
+augmentation: Optional[str] = None  # the views' augmentation, "grayscale28" or "color32"; None: the preset's
 n_train: Optional[int] = None  # training images (a stratified subset); None: the preset's (quick: 20,000)
 batch_size: Optional[int] = None  # images per batch; None: the preset's (quick: 256)
 epochs: Optional[int] = None  # epochs of SupCon pretraining and of the CE baseline; None: the preset's
@@ -100,15 +100,15 @@ keras.utils.set_random_seed(seed)
 # %% [markdown]
 # ## Choose the configuration
 #
-# A preset fixes every knob; any parameter above that is not `None` overrides it. Both recipes
-# below use this one configuration, so they see the same images, augmentation and epochs.
+# A preset fixes every knob; any parameter above that is not `None` overrides it (`training.given`
+# keeps those). Both recipes below use this one configuration, so they see the same images,
+# augmentation and epochs.
 
 # %%
-cfg = training.config(
-    preset,
+cfg = training.config(preset, **training.given(
     dataset=dataset,
     encoder=encoder,
-    recipe=recipe,
+    augmentation=augmentation,
     n_train=n_train,
     batch_size=batch_size,
     epochs=epochs,
@@ -121,7 +121,7 @@ cfg = training.config(
     warmup_epochs=warmup_epochs,
     jit_compile=jit_compile,
     seed=seed,
-)
+))  # fmt: skip
 pd.Series(dataclasses.asdict(cfg), name=preset).to_frame()
 
 # %% [markdown]
@@ -233,12 +233,12 @@ finals.groupby("kind").agg(["mean", "std"]).round(4)
 
 # %% [markdown]
 # In the committed run (one seed), SupCon's representation is ahead early: after its first epoch
-# (31 s) its k-NN accuracy is 83.5%, where cross-entropy's classifier is at 81.0% after 18 s and
-# 79.8% after 31 s. From about 41 s on (the dotted line) cross-entropy leads at equal time: it
-# finishes its 6 epochs at 88.3% in 83 s of training, when SupCon's k-NN accuracy is near 86.9%;
-# SupCon's reaches 88.2% at 157 s (its linear probe, the table above, 87.8%). Counted in epochs
-# the two stay within about a point of each other from the third on. Both curves are still rising, so neither recipe has
-# reached its plateau at this budget, and one seed cannot say whether the order holds: run with
+# (36 s) its k-NN accuracy is 83.5%, where cross-entropy's classifier is at 81.0% after 19 s and
+# 79.8% after 32 s. From about 40 s on (the dotted line) cross-entropy leads at equal time: it
+# finishes its 6 epochs at 88.3% in 85 s of training, when SupCon's k-NN accuracy is between
+# 85.2% (67 s) and 86.9% (95 s); SupCon's reaches 88.2% at 174 s (its linear probe, the table
+# above, 87.8%). Counted in epochs the two stay within about a point of each other from the third
+# on. Both curves are still rising, so neither recipe has reached its plateau at this budget, and one seed cannot say whether the order holds: run with
 # `n_seeds=3` for a band. The README's run of it (seeds 0 to 2): cross-entropy 87.85% +- 0.59,
 # SupCon 87.93% +- 0.38 (standard deviations over the seeds); paired by seed, SupCon is 0.08
 # points ahead with a 95% interval of -0.84 to +1.00, so at this budget neither recipe is ahead.

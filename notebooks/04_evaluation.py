@@ -107,13 +107,14 @@ started = time.perf_counter()
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies of models trained on this machine, or trained here if missing)
-if_missing = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
-                             probe_epochs=probe_epochs, seed=seed)  # fmt: skip
+if_missing = training.config(preset, **training.given(
+    n_train=n_train, batch_size=batch_size, epochs=epochs, probe_epochs=probe_epochs, seed=seed
+))  # fmt: skip
 names = {"cross_entropy": "cross-entropy", "supcon": "SupCon"}
 runs = {kind: training.load_run(run_dir, kind, train_if_missing=if_missing) for kind in names}
 cfg = training.shared_data(runs.values())
 train, test = training.load_data(cfg)
-class_names = data.CLASS_NAMES[cfg.dataset]
+class_names = data.DATASETS[cfg.dataset].class_names
 for kind, result in runs.items():
     print(
         f"{names[kind]:>13}: {result['epochs_completed']} epochs on {len(train[0])} images, "
@@ -148,7 +149,7 @@ for kind, result in runs.items():
     models = result["models"]
     metrics[kind] = evaluation.evaluate(
         models["encoder"], models["classifier"], train, test, class_names,
-        recipe=cfg.recipe, k=knn_k, n_geometry=n_geometry, seed=seed,
+        augmentation=cfg.augmentation, k=knn_k, n_geometry=n_geometry, seed=seed,
     )  # fmt: skip
 confusion = {kind: np.array(m.pop("confusion_matrix")) for kind, m in metrics.items()}
 table = pd.DataFrame(metrics).rename(columns=names)

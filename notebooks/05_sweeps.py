@@ -36,7 +36,7 @@
 #
 # **The budget**: every run trains the small ResNet of notebook 03 with SupCon on 4,000
 # Fashion-MNIST training images (a stratified subset) for 3 epochs, one seed: ten runs,
-# **412 s** with papermill on a 2-core AMD EPYC (measured 2026-12-06) when it trains them, as
+# **396 s** with papermill on a 2-core AMD EPYC (measured 2026-12-06) when it trains them, as
 # for the committed outputs; executed again, it loads them from `run_dir` (the times in the tables
 # are those of the training either way). That is a fraction of notebook
 # 03's budget (20,000 images, 6 epochs), so absolute accuracies are lower, and a one-seed
@@ -194,7 +194,7 @@ by_batch.groupby("batch_size")[["test_accuracy", "knn_accuracy", "wall_time_s"]]
 
 # %% [markdown]
 # Here the smaller batch wins, by far: 80.6% at 64, 78.2% at 128, 74.8% at 256 and 68.2% at 512
-# for the probe (81.6% down to 75.3% for 20-NN); the runs took 34 to 58 s each. That is the
+# for the probe (81.6% down to 75.3% for 20-NN); the runs took 32 to 57 s each. That is the
 # opposite of the paper's trend, and the step counts say why: after 3 epochs the run at 64 has
 # taken 186 optimizer steps and the run at 512 only 21, so at this budget the number of updates
 # matters more than the number of contrasts per anchor. The paper's comparison is at hundreds of
@@ -251,8 +251,8 @@ by_recipe.groupby("label", sort=False)[
 # python -m supcon_utils.runner --name sweeps_large --only 05 -p n_train=20000 -p epochs=6 -p n_seeds=3
 # ```
 #
-# Not run for this notebook: a run above took 34 to 58 s for 4,000 images x 3 epochs, and this
-# is ten times the images seen, so roughly 6 to 10 minutes a run, an hour or more a seed and
+# Not run for this notebook: a run above took 32 to 57 s for 4,000 images x 3 epochs, and this
+# is ten times the images seen, so roughly 5 to 10 minutes a run, an hour or more a seed and
 # three hours or more for three seeds on this 2-core CPU (an estimate, not a measurement). Every run is resumable, so
 # the command can be run again after an interruption.
 

@@ -36,7 +36,7 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, batch 256, one
 # seed), every route the same number of epochs. Notebook 05's SupCon run is loaded from
-# `run_dir/sweeps` when it is there (the same configuration); **216 s** with papermill on a 2-core
+# `run_dir/sweeps` when it is there (the same configuration); **208 s** with papermill on a 2-core
 # AMD EPYC (measured 2026-12-06), about a minute more without it.
 
 # %% tags=["parameters"]
@@ -161,8 +161,8 @@ table.set_index("route")[[*metrics, "training_s", "point"]].round(4)
 # (78.8 to 79.0%) is the highest, SupCon's 78.2% and cross-entropy's 77.6%. Fine-tuning comes
 # last, 72.6%: two of its three epochs went to SupCon, and one epoch of cross-entropy at a low
 # learning rate is not enough to catch up at this budget. The `training_s` column is each run's
-# wall time: 30 to 32 s for cross-entropy and for each hybrid, 34 s for SupCon + probe (made by
-# notebook 05), 17 s for fine-tuning's last epoch (its two SupCon epochs are a run of their
+# wall time: 21 s for cross-entropy, 30 to 33 s for each hybrid, 33 s for SupCon + probe (made
+# by notebook 05), 15 s for fine-tuning's last epoch (its two SupCon epochs are a run of their
 # own). At 3 epochs of 4,000 images they include each run's fixed costs
 # (building and tracing the model, scoring), so they do not rank the routes' cost per step
 # (`make bench` measures that).

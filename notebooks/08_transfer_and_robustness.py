@@ -33,9 +33,9 @@
 #   brightness, pixelation, occlusion, rotation, translation, at five severities each);
 # - how ImageNet-C summarises robustness: the corruption error relative to a baseline (mCE).
 #
-# **Run time**: 288 s with papermill on a 2-core AMD EPYC (measured 2026-12-06), six small
+# **Run time**: 313 s with papermill on a 2-core AMD EPYC (measured 2026-12-06), six small
 # runs trained from scratch included, when notebook 03 has saved its models in `run_dir`
-# (otherwise they are trained first, as in notebook 03, about 7 minutes more at the defaults).
+# (otherwise they are trained first, as in notebook 03, about 6 minutes more at the defaults).
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -115,8 +115,9 @@ def sizes(text: str) -> list[Optional[int]]:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies of models trained on this machine, or trained here if missing)
-if_missing = training.config(preset, n_train=n_train, batch_size=batch_size, epochs=epochs,
-                             probe_epochs=probe_epochs, seed=seed)  # fmt: skip
+if_missing = training.config(preset, **training.given(
+    n_train=n_train, batch_size=batch_size, epochs=epochs, probe_epochs=probe_epochs, seed=seed
+))  # fmt: skip
 runs = {"cross-entropy": training.load_run(run_dir, "cross_entropy", train_if_missing=if_missing),
         "SupCon": training.load_run(run_dir, "supcon", train_if_missing=if_missing)}  # fmt: skip
 cfg = training.shared_data(runs.values())

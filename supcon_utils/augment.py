@@ -1,8 +1,8 @@
 """Contrastive view augmentation: two (or more) random views of every image.
 
-The paper (Sec. 3 and App. B) and its reference code use SimCLR's recipe: random resized crop,
+The paper (Sec. 3 and App. B) and its reference code use SimCLR's augmentation: random resized crop,
 horizontal flip, colour jitter applied with probability 0.8, grayscale with probability 0.2.
-`augmenter("color32", ...)` is that recipe for 32x32 colour images; `augmenter("grayscale28",
+`augmenter("color32", ...)` is that augmentation for 32x32 colour images; `augmenter("grayscale28",
 ...)` is a milder variant for 28x28 grayscale clothing (Fashion-MNIST), whose items are centred
 and scale-normalised, so that crops keep most of the garment and colour jitter reduces to
 brightness and contrast, plus random erasing as a second occlusion-like cue.
@@ -30,13 +30,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-RECIPES = ("grayscale28", "color32")
+AUGMENTATIONS = ("grayscale28", "color32")
 
 
 def augmenter(
-    recipe: str, image_shape: Sequence[int], *, seed: int | None = None
+    augmentation: str, image_shape: Sequence[int], *, seed: int | None = None
 ) -> keras.Sequential:
-    """Build the view augmenter of `recipe` for images of `image_shape` `(H, W, C)`.
+    """Build the view augmenter `augmentation` (one of :data:`AUGMENTATIONS`) for images of
+    `image_shape` `(H, W, C)`.
 
     Its layers are `KeyedLayer`s. Called as a Keras model (`augmenter(images)`), each layer draws
     from its own generator, seeded `seed, seed + 1, ...`; `make_views(..., keys=)` drives them by
@@ -46,26 +47,28 @@ def augmenter(
     # One shared seed would make the layers' streams identical (flip exactly when the crop is
     # small), hence seed, seed + 1, ...
     seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
-    if recipe == "grayscale28":
+    if augmentation == "grayscale28":
         layers = [
             RandomResizedCrop(scale=(0.6, 1.0), ratio=(0.8, 1.25), seed=next(seeds)),
             RandomFlip(seed=next(seeds)),
             RandomColorJitter(brightness=0.2, contrast=(1.0, 1.4), rate=0.8, seed=next(seeds)),
             RandomErasing(rate=0.25, scale=(0.02, 0.15), seed=next(seeds)),
         ]
-    elif recipe == "color32":
+    elif augmentation == "color32":
         if channels != 3:
-            raise ValueError(f"recipe 'color32' needs 3 channels, got image_shape={image_shape}")
+            raise ValueError(
+                f"augmentation 'color32' needs 3 channels, got image_shape={image_shape}"
+            )
         layers = [
             RandomResizedCrop(scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), seed=next(seeds)),
             RandomFlip(seed=next(seeds)),
             # torchvision's ColorJitter(0.4, 0.4, 0.4, 0.1) in Keras' units: brightness is
             # additive here (multiplicative there), so +-0.2 matches x[0.6, 1.4] at mid-grey;
             # saturation f maps to a multiplier f / (1 - f), so (0.375, 0.583) is x[0.6, 1.4];
-            # Keras halves the hue factor, so (0, 0.2) shifts hue by up to +-0.1. Contrast: the
-            # recipes were made with Keras' RandomColorJitter(contrast_factor=0.4), which draws
-            # x U(1, 1.4), not torchvision's x U(0.6, 1.4) (Keras clips the factor's lower
-            # bound at 0); the recipes keep the distribution they were trained and tuned with.
+            # Keras halves the hue factor, so (0, 0.2) shifts hue by up to +-0.1. Contrast: these
+            # augmentations were made with Keras' RandomColorJitter(contrast_factor=0.4), which
+            # draws x U(1, 1.4), not torchvision's x U(0.6, 1.4) (Keras clips the factor's lower
+            # bound at 0); they keep the distribution they were trained and tuned with.
             RandomColorJitter(
                 brightness=0.2,
                 contrast=(1.0, 1.4),
@@ -77,8 +80,8 @@ def augmenter(
             RandomGrayscale(rate=0.2, seed=next(seeds)),
         ]
     else:
-        raise ValueError(f"unknown augmentation recipe {recipe!r}; expected one of {RECIPES}")
-    model = keras.Sequential(layers, name=f"augment_{recipe}")
+        raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {AUGMENTATIONS}")
+    model = keras.Sequential(layers, name=f"augment_{augmentation}")
     model.build((None, height, width, channels))
     return model
 
@@ -128,7 +131,7 @@ def apply_keyed(augment: keras.Sequential, images: tf.Tensor, keys: tf.Tensor) -
 
 
 def view_maker(
-    recipe: str, image_shape: Sequence[int], n_views: int = 2, *, seed: int | None = None
+    augmentation: str, image_shape: Sequence[int], n_views: int = 2, *, seed: int | None = None
 ) -> Callable:
     """A function for `Dataset.map`: `(images, labels) -> (views, labels)` on batched data.
 
@@ -136,7 +139,7 @@ def view_maker(
     under `seed` only with a sequential `map`. `data.make_dataset` keys the views by image
     instead, which a parallel `map` keeps.
     """
-    augment = augmenter(recipe, image_shape, seed=seed)
+    augment = augmenter(augmentation, image_shape, seed=seed)
 
     def views_and_labels(images: tf.Tensor, labels: tf.Tensor | None = None):
         views = make_views(images, augment, n_views)

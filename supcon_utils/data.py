@@ -1,9 +1,12 @@
 """Datasets as numpy arrays: Fashion-MNIST from a verified local copy, CIFAR-10 and MNIST through
-Keras, and scikit-learn's tiny digits.
+Keras, scikit-learn's tiny digits, and your own arrays.
 
-Every dataset comes back as ``(x_train, y_train), (x_test, y_test)``: images ``uint8`` of shape
-``(N, H, W, C)`` (``C=1`` for grayscale), labels ``int64`` of shape ``(N,)``. Where each dataset
-comes from, and how to get it offline, is told in ``data/README.md``.
+:data:`DATASETS` is the registry: name -> :class:`Dataset` (its loader, class names, image
+shape). Every dataset comes back as ``(x_train, y_train), (x_test, y_test)``: images ``uint8`` of
+shape ``(N, H, W, C)`` (``C=1`` for grayscale), labels ``int64`` of shape ``(N,)``. Where each
+dataset comes from, and how to get it offline, is told in ``data/README.md``. :func:`register`
+adds your own arrays under a name, after the same checks, so that ``training.run`` trains on
+them (``training.config(dataset=name, ...)``).
 
 A dataset that is missing, or a local copy that is corrupt, raises :class:`DatasetError`, whose
 message names the files or places involved and how to get a good copy.
@@ -16,7 +19,8 @@ import hashlib
 import os
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +28,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 Split = tuple[np.ndarray, np.ndarray]
-
-CLASS_NAMES: dict[str, list[str]] = {
-    "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-    ],
-    "cifar10": [
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
-    ],
-    "mnist": [str(digit) for digit in range(10)],
-    "digits": [str(digit) for digit in range(10)],
-}  # fmt: skip
 
 # SHA-256 of the decompressed content of each NAME.gz (`zcat NAME.gz | sha256sum`): Debian
 # re-gzipped its copies, so the .gz bytes differ from upstream's while the content is the same.
@@ -47,7 +38,6 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
-DATASETS = ("fashion_mnist", "cifar10", "mnist", "digits")  # the names load_dataset knows
 REPO_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
@@ -71,17 +61,97 @@ class DatasetError(RuntimeError):
     """A dataset could not be found or downloaded, or a local copy of it is corrupt."""
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """One entry of :data:`DATASETS`: how to load it, its classes, the shape of an image."""
+
+    name: str
+    load: Callable[[], tuple[Split, Split]]
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    fingerprint: str | None = None  # registered arrays: SHA-256 of their bytes
+
+
 def load_dataset(name: str = "fashion_mnist") -> tuple[Split, Split]:
     """Load ``name`` as ``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images, int64 labels.
 
     Names: ``fashion_mnist`` (offline when a local copy exists), ``cifar10`` and ``mnist`` (Keras,
-    downloaded once), ``digits`` (scikit-learn, always offline). An unknown name is a ValueError.
+    downloaded once), ``digits`` (scikit-learn, always offline), and those given to
+    :func:`register`. An unknown name is a ValueError.
     """
-    loaders = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "mnist": _mnist,
-               "digits": _digits}  # fmt: skip
     if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
-    return loaders[name]()
+        raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)} (or "
+                         "data.register your own arrays under a name).")  # fmt: skip
+    entry = DATASETS[name]
+    train, test = entry.load()
+    for part, images in (("train", train[0]), ("test", test[0])):
+        if images.shape[1:] != entry.image_shape:
+            raise DatasetError(f"{name}'s {part} images came as {images.shape[1:]}, not the "
+                               f"{entry.image_shape} its entry in DATASETS says")  # fmt: skip
+    return train, test
+
+
+def register(
+    name: str, train: Split, test: Split, class_names: Sequence[str] | None = None
+) -> Dataset:
+    """Add your own arrays to :data:`DATASETS` as ``name``, checked as a named dataset's are.
+
+    ``train`` and ``test`` are ``(images, labels)``: images ``uint8`` ``(N, H, W)`` or
+    ``(N, H, W, C)`` of one shape, labels integers ``0 .. n_classes - 1`` (``(N,)`` or
+    ``(N, 1)``); ``class_names`` default to the label numbers. Registering the same arrays again
+    (a notebook run twice) is allowed; other arrays under a registered name are refused, because a
+    run's record names its dataset only by its name. The registry lives in this process: register
+    again in each new one before training or loading a run of it.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r}; allowed: a non-empty string")
+    x_train, y_train = _checked_split(train, "train")
+    x_test, y_test = _checked_split(test, "test")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"train images are {x_train.shape[1:]} and test images "
+                         f"{x_test.shape[1:]}; allowed: one (H, W, C) for both")  # fmt: skip
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    names = tuple(str(c) for c in range(n_classes)) if class_names is None else tuple(class_names)
+    if len(names) < n_classes:
+        raise ValueError(f"the labels go up to {n_classes - 1} but {len(names)} class names are "
+                         f"given; allowed: one name per class, 0 to {n_classes - 1}")  # fmt: skip
+    digest = hashlib.sha256()
+    for array in (x_train, y_train, x_test, y_test, np.array(names)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    known = DATASETS.get(name)
+    if known is not None and known.fingerprint == digest.hexdigest():
+        return known
+    if known is not None:
+        what = "built-in dataset" if known.fingerprint is None else "dataset of other arrays"
+        raise ValueError(f"{name!r} is already a {what}; register these under another name")
+    entry = Dataset(name, lambda: ((x_train, y_train), (x_test, y_test)), names,
+                    x_train.shape[1:], digest.hexdigest())  # fmt: skip
+    DATASETS[name] = entry
+    return entry
+
+
+def _checked_split(split: Split, part: str) -> Split:
+    """``(images, labels)`` of a registered dataset, brought to the contract or refused."""
+    try:
+        images, labels = split
+    except (TypeError, ValueError):
+        raise ValueError(f"{part}: allowed: a pair (images, labels)") from None
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8:
+        raise ValueError(f"{part} images are {images.dtype}; allowed: uint8 (0 to 255), e.g. "
+                         "np.round(x * 255).astype(np.uint8) for floats x in [0, 1]")  # fmt: skip
+    if images.ndim not in (3, 4) or len(images) == 0:
+        raise ValueError(f"{part} images have shape {images.shape}; allowed: (N, H, W) or "
+                         "(N, H, W, C) with N >= 1")  # fmt: skip
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{part} labels have shape {labels.shape} for {len(images)} images; "
+                         "allowed: (N,) or (N, 1)")  # fmt: skip
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError(f"{part} labels are {labels.dtype} from {labels.min()}; allowed: "
+                         "integers from 0")  # fmt: skip
+    return _split(images, labels)
 
 
 def fashion_mnist_locations() -> list[Path]:
@@ -146,6 +216,19 @@ def _digits() -> tuple[Split, Split]:
         random_state=DIGITS_SEED,
     )  # fmt: skip
     return _split(x_train, y_train), _split(x_test, y_test)
+
+
+_DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    Dataset("fashion_mnist", _fashion_mnist, (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"), (28, 28, 1)),
+    Dataset("cifar10", _cifar10, (
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck"), (32, 32, 3)),
+    Dataset("mnist", _mnist, _DIGIT_NAMES, (28, 28, 1)),
+    Dataset("digits", _digits, _DIGIT_NAMES, (8, 8, 1)),
+)}  # fmt: skip
 
 
 def _keras_load(name: str, context: str = "") -> tuple[Split, Split]:
@@ -305,7 +388,7 @@ def make_dataset(
     *,
     batch_size: int,
     n_views: int | None = None,
-    recipe: str | None = None,
+    augmentation: str | None = None,
     shuffle: bool = False,
     seed: int = 0,
     balanced: tuple[int, int] | None = None,
@@ -314,10 +397,10 @@ def make_dataset(
     """A ``tf.data`` pipeline over ``images`` (uint8 NHWC) and ``labels``: shuffle, batch, augment,
     prefetch.
 
-    - ``recipe=None``: images as float32 in [0, 1], unaugmented (evaluation, embeddings).
-    - ``recipe`` with ``n_views=None`` or ``1``: one augmented view per image, ``(B, H, W, C)``
-      (the cross-entropy baseline).
-    - ``recipe`` with ``n_views=k >= 2``: ``(B, k, H, W, C)`` views for SupCon.
+    - ``augmentation=None``: images as float32 in [0, 1], unaugmented (evaluation, embeddings).
+    - ``augmentation`` (one of ``augment.AUGMENTATIONS``) with ``n_views=None`` or ``1``: one
+      augmented view per image, ``(B, H, W, C)`` (the cross-entropy baseline).
+    - ``augmentation`` with ``n_views=k >= 2``: ``(B, k, H, W, C)`` views for SupCon.
     - ``shuffle``: each epoch's order is ``numpy.random.default_rng((seed, epoch))``'s
       permutation, cut to whole batches (a tiny last batch has few positives, and a new batch
       shape would make XLA compile the step again).
@@ -336,12 +419,12 @@ def make_dataset(
 
     from supcon_utils import augment
 
-    if recipe is None and n_views not in (None, 1):
-        raise ValueError(f"n_views={n_views} needs an augmentation recipe to make the views")
+    if augmentation is None and n_views not in (None, 1):
+        raise ValueError(f"n_views={n_views} needs an augmentation to make the views")
     if balanced is not None and labels is None:
         raise ValueError("balanced batches need labels")
     epochs = range(epochs) if isinstance(epochs, int) else epochs
-    if recipe is None and not shuffle and balanced is None and len(epochs) == 1:
+    if augmentation is None and not shuffle and balanced is None and len(epochs) == 1:
         ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
         fn = augment.to_float
         ds = ds.batch(batch_size).map(
@@ -357,7 +440,7 @@ def make_dataset(
     )
     x_all = tf.constant(images)
     y_all = None if labels is None else tf.constant(labels)
-    augmenter = None if recipe is None else augment.augmenter(recipe, images.shape[1:])
+    augmenter = None if augmentation is None else augment.augmenter(augmentation, images.shape[1:])
     views = n_views or 1
 
     def batch(index, epoch):

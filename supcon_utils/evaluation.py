@@ -149,7 +149,7 @@ def evaluate(
     test: data.Split,
     class_names: Sequence[str],
     *,
-    recipe: str = "grayscale28",
+    augmentation: str = "grayscale28",
     k: int = 20,
     n_geometry: int = 5000,
     seed: int = 0,
@@ -160,7 +160,7 @@ def evaluate(
     probe). kNN and the logistic-regression probe are fitted on the embeddings of all of ``train``
     and scored on all of ``test``; the silhouette, similarities, alignment and uniformity use the
     first ``n_geometry`` test images (silhouette and uniformity cost O(n^2)), with alignment over
-    two views of them made by the augmentation ``recipe``.
+    two views of them made by ``augmentation``.
     """
     (x_train, y_train), (x_test, y_test) = train, test
     emb_train = embeddings(encoder, x_train)
@@ -171,7 +171,7 @@ def evaluate(
     n = min(n_geometry, len(x_test))
     geo_x, geo_y = emb_test[:n], y_test[:n]
     views = augment.make_views(
-        x_test[:n], augment.augmenter(recipe, x_test.shape[1:], seed=seed), n_views=2
+        x_test[:n], augment.augmenter(augmentation, x_test.shape[1:], seed=seed), n_views=2
     ).numpy()
     view_emb = [embeddings(encoder, views[:, v]) for v in range(2)]
     return {

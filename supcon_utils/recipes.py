@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
@@ -191,6 +191,13 @@ RECIPES: dict[str, Recipe] = {
 KINDS = tuple(RECIPES)
 # Knobs no recipe reads any more; saved configurations of older runs may still hold them.
 RETIRED_FIELDS = ("ce_weight",)
+# Knobs renamed since: their old name in saved configurations -> their name now.
+RENAMED_FIELDS = {"recipe": "augmentation"}
+
+
+def current_names(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration with every renamed knob under its name now (:data:`RENAMED_FIELDS`)."""
+    return {RENAMED_FIELDS.get(name, name): value for name, value in saved.items()}
 
 
 def get(kind: str) -> Recipe:

@@ -42,9 +42,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import random
 import time
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class Config:
 
     dataset: str = "fashion_mnist"
     encoder: str = "resnet_small"
-    recipe: str = "grayscale28"  # augmentation recipe of supcon_utils.augment
+    augmentation: str = "grayscale28"  # the views' augmentation: supcon_utils.augment.AUGMENTATIONS
     n_train: int | None = 20_000  # training images used (a stratified subset); None: all
     # Few-label runs: this many images of each class out of the n_train ones, picked as the
     # linear probes of evaluation.label_efficiency pick them (evaluation.few_label_subset under
@@ -108,8 +109,9 @@ class Config:
 
 # What each knob allows, checked when a Config is made (so before a run writes anything).
 _CHOICES = {
-    "dataset": data.DATASETS, "encoder": tuple(models.ENCODERS), "recipe": augment.RECIPES,
-    "variant": ("out", "in"), "contrast_mode": ("all", "one"), "optimizer": ("adamw", "sgd"),
+    "dataset": data.DATASETS, "encoder": tuple(models.ENCODERS),
+    "augmentation": augment.AUGMENTATIONS, "variant": ("out", "in"),
+    "contrast_mode": ("all", "one"), "optimizer": ("adamw", "sgd"),
 }  # fmt: skip
 _AT_LEAST_ONE = ("n_train", "labels_per_class", "batch_size", "epochs", "probe_epochs",
                  "finetune_epochs", "queue_size", "n_views", "classes_per_batch")  # fmt: skip
@@ -135,7 +137,9 @@ def _check_config(cfg: Config) -> None:
             allowed = f"{kind.__name__}{' or None' if optional else ''}"
             raise TypeError(f"{name}={value!r} ({type(value).__name__}); allowed: {allowed}")
         if name in _CHOICES and value not in _CHOICES[name]:
-            raise ValueError(f"{name}={value!r}; allowed: {', '.join(map(repr, _CHOICES[name]))}")
+            own = " (or data.register your own arrays)" if name == "dataset" else ""
+            raise ValueError(f"{name}={value!r}; allowed: "
+                             f"{', '.join(map(repr, _CHOICES[name]))}{own}")  # fmt: skip
         if kind is float and not math.isfinite(value):
             raise ValueError(f"{name}={value!r}; allowed: a finite number")
         if name in _AT_LEAST_ONE and value < 1:
@@ -161,7 +165,7 @@ PRESETS: dict[str, Config] = {
     "gpu": Config(
         dataset="cifar10",
         encoder="resnet18_cifar",
-        recipe="color32",
+        augmentation="color32",
         n_train=None,
         batch_size=1024,
         epochs=200,
@@ -177,16 +181,22 @@ PRESETS: dict[str, Config] = {
 
 
 def config(preset: str = "quick", **overrides: Any) -> Config:
-    """The preset ``preset`` with ``overrides`` applied; a ``None`` value keeps the preset's."""
+    """The preset ``preset`` with ``overrides`` applied, ``None`` included (``n_train=None``: all
+    the training images). Notebook parameters that use ``None`` for "the preset's" go through
+    :func:`given` first."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-    return dataclasses.replace(
-        PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}
-    )
+    return dataclasses.replace(PRESETS[preset], **overrides)
+
+
+def given(**parameters: Any) -> dict[str, Any]:
+    """The ``parameters`` that are not ``None``: ``config(preset, **given(n_train=n_train))``
+    keeps the preset's ``n_train`` when the notebook parameter ``n_train`` is ``None``."""
+    return {name: value for name, value in parameters.items() if value is not None}
 
 
 def load_data(cfg: Config) -> tuple[data.Split, data.Split]:
@@ -254,8 +264,9 @@ def run(
         pretrained = None
         if recipe.starts_from is not None:
             pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy)
-        results, trained = _train(recipe, cfg, out, train, test, callbacks, verbose, strategy,
-                                  test_every, pretrained)  # fmt: skip
+        with isolated_generators(cfg.seed):
+            results, trained = _train(recipe, cfg, out, train, test, callbacks, verbose,
+                                      strategy, test_every, pretrained)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
         records.write_results(out, results)
@@ -287,6 +298,7 @@ def load_run(
     # No lock: a finished run's files are written whole and never again.
     results = runs.read_json(out / records.RESULTS, f"delete it, or the folder {out}, to train "
                              "this run again")  # fmt: skip
+    results["config"] = recipes.current_names(results["config"])
     saved_config(results)  # a configuration this version cannot read is an error here, not later
     return {**results, "models": _load_models(out)}
 
@@ -294,7 +306,8 @@ def load_run(
 def saved_config(results: dict[str, Any]) -> Config:
     """The :class:`Config` of a run's results (:func:`run`, :func:`load_run`); a knob added to
     :class:`Config` since counts as its default, one no recipe reads any more is left out."""
-    saved = {k: v for k, v in results["config"].items() if k not in recipes.RETIRED_FIELDS}
+    saved = recipes.current_names(results["config"])
+    saved = {k: v for k, v in saved.items() if k not in recipes.RETIRED_FIELDS}
     unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(Config)})
     if unknown:
         raise ValueError(f"the run's configuration has knobs this version does not know: "
@@ -338,7 +351,8 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
     remedy = f"delete it, or the folder {out}, to train this run again"
     if (out / records.RESULTS).exists():
         results = runs.read_json(out / records.RESULTS, remedy)
-        _refuse_other_config(out, results.get("config", {}), wanted, ignored)
+        results["config"] = recipes.current_names(results.get("config", {}))
+        _refuse_other_config(out, results["config"], wanted, ignored)
         results["models"] = _load_models(out)
         return results
     models = sorted(p.name for p in out.glob("[!.]*.keras"))
@@ -350,7 +364,9 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
         )
     config_file = out / "config.json"
     if config_file.exists():
-        saved = runs.read_json(config_file, f"delete the folder {out} to start this run afresh")
+        saved = recipes.current_names(
+            runs.read_json(config_file, f"delete the folder {out} to start this run afresh")
+        )
         if backup or (out / "history.csv").exists():  # unfinished: resumed with its own config
             _refuse_other_config(out, saved, wanted, ignored)
     elif backup:
@@ -371,13 +387,50 @@ def _refuse_other_config(out: Path, saved: dict, wanted: dict, ignored: tuple[st
         )
 
 
+@contextlib.contextmanager
+def isolated_generators(seed: int | None = None) -> Iterator[None]:
+    """Run the block with the global generators seeded by ``seed``
+    (``keras.utils.set_random_seed``; None: as they are), then put them back as they were:
+    Python's, NumPy's, Keras' global seed and seed generator, TensorFlow's global seed and its
+    op-seed sequence. A run trains and loads its models inside, so what a caller draws afterwards
+    does not depend on whether the run was trained here or loaded from disk."""
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+    from tensorflow.python.eager import context
+
+    keras_keys = (rng_utils.GLOBAL_RANDOM_SEED, seed_generator.GLOBAL_SEED_GENERATOR)
+    keras_state = {k: global_state.get_global_attribute(k) for k in keras_keys}
+    generator = keras_state[seed_generator.GLOBAL_SEED_GENERATOR]
+    generator_state = None if generator is None else generator.state.numpy()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    tf_context = context.context()
+    # Private attributes: what tf.random.set_seed replaces (_rng exists once a seed was set).
+    tf_seed, tf_rng = tf_context._seed, getattr(tf_context, "_rng", None)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        tf_context._seed = tf_seed
+        if tf_rng is None:
+            vars(tf_context).pop("_rng", None)
+        else:
+            tf_context._rng = tf_rng
+        for key, value in keras_state.items():
+            global_state.set_global_attribute(key, value)
+        if generator is not None:
+            generator.state.assign(generator_state)
+
+
 def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_every, pretrained):
     """Train ``recipe`` in ``out`` from its backup's epoch on: its results record and models."""
     first_epoch = runs.restore_backup(out / "backup")
     if first_epoch == 0:
         (out / "history.csv").unlink(missing_ok=True)
     runs.trim_history(out / "history.csv", first_epoch)
-    keras.utils.set_random_seed(cfg.seed)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     previous = history(out)  # the epochs of an interrupted run, if any
     start = time.perf_counter()
@@ -655,8 +708,8 @@ def _balanced(cfg: Config) -> tuple[int, int] | None:
 def _train_dataset(cfg: Config, train: data.Split, n_views: int, epochs: range):
     """The augmented, shuffled (or class-balanced) training pipeline of ``cfg`` over ``epochs``."""
     return data.make_dataset(
-        *train, batch_size=cfg.batch_size, n_views=n_views, recipe=cfg.recipe, shuffle=True,
-        seed=cfg.seed, balanced=_balanced(cfg), epochs=epochs,
+        *train, batch_size=cfg.batch_size, n_views=n_views, augmentation=cfg.augmentation,
+        shuffle=True, seed=cfg.seed, balanced=_balanced(cfg), epochs=epochs,
     )  # fmt: skip
 
 
@@ -668,5 +721,9 @@ def _classifier_metrics(encoder, classifier, test, cfg) -> dict[str, float]:
 
 
 def _load_models(out: Path) -> dict[str, keras.Model]:
+    """The trained models in ``out`` by name (building a layer draws initial weights: the global
+    generators are left as they were)."""
     remedy = f"delete the folder {out} to train the run again"
-    return {path.stem: runs.load_model(path, remedy) for path in sorted(out.glob("[!.]*.keras"))}
+    with isolated_generators():
+        return {path.stem: runs.load_model(path, remedy)
+                for path in sorted(out.glob("[!.]*.keras"))}  # fmt: skip

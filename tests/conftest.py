@@ -5,6 +5,8 @@ They must be configured before TensorFlow initialises its devices, hence here at
 """
 
 # TensorFlow's environment (oneDNN, one inter-op thread) must be set before TensorFlow loads.
+from collections.abc import Iterator
+
 # isort: off
 import pytest
 import supcon_utils
@@ -55,3 +57,14 @@ class EpochStarts(keras.callbacks.Callback):
 def epoch_starts() -> EpochStarts:
     """A fresh :class:`EpochStarts` callback."""
     return EpochStarts()
+
+
+@pytest.fixture
+def own_datasets() -> Iterator[None]:
+    """Datasets a test registers (data.register) are gone from data.DATASETS after it."""
+    from supcon_utils import data
+
+    before = set(data.DATASETS)
+    yield
+    for name in set(data.DATASETS) - before:
+        del data.DATASETS[name]

@@ -12,9 +12,9 @@ from supcon_utils import augment, data
 SHAPES = {"grayscale28": (28, 28, 1), "color32": (32, 32, 3)}
 
 
-def _images(recipe: str, n: int = 16, seed: int = 0) -> np.ndarray:
+def _images(augmentation: str, n: int = 16, seed: int = 0) -> np.ndarray:
     """Smooth random images (noise blurred by upsampling), so crops and flips change them."""
-    height, width, channels = SHAPES[recipe]
+    height, width, channels = SHAPES[augmentation]
     coarse = np.random.default_rng(seed).integers(0, 256, (n, 7, 8, channels), dtype=np.uint8)
     smooth = tf.image.resize(coarse, (height, width), method="bilinear")
     return tf.cast(tf.round(smooth), tf.uint8).numpy()
@@ -25,23 +25,27 @@ def _batched(images, labels, view_maker, **map_kwargs) -> tf.data.Dataset:
     return ds.map(view_maker, **map_kwargs)
 
 
-@pytest.mark.parametrize("recipe", augment.RECIPES)
+@pytest.mark.parametrize("augmentation", augment.AUGMENTATIONS)
 @pytest.mark.parametrize("n_views", [1, 2, 3])
-def test_views_shape_dtype_and_range(recipe, n_views):
-    images = _images(recipe)
+def test_views_shape_dtype_and_range(augmentation, n_views):
+    images = _images(augmentation)
     labels = np.arange(len(images))
-    ds = _batched(images, labels, augment.view_maker(recipe, SHAPES[recipe], n_views, seed=0))
-    assert ds.element_spec[0].shape.as_list() == [None, n_views, *SHAPES[recipe]]
+    ds = _batched(
+        images, labels, augment.view_maker(augmentation, SHAPES[augmentation], n_views, seed=0)
+    )
+    assert ds.element_spec[0].shape.as_list() == [None, n_views, *SHAPES[augmentation]]
     views, out_labels = next(iter(ds))
-    assert views.dtype == tf.float32 and tuple(views.shape) == (8, n_views, *SHAPES[recipe])
+    assert views.dtype == tf.float32 and tuple(views.shape) == (8, n_views, *SHAPES[augmentation])
     assert 0.0 <= float(tf.reduce_min(views)) and float(tf.reduce_max(views)) <= 1.0
     np.testing.assert_array_equal(out_labels, labels[:8])
 
 
-@pytest.mark.parametrize("recipe", augment.RECIPES)
-def test_views_differ_from_each_other_and_from_the_input(recipe):
-    images = _images(recipe)
-    views = augment.make_views(images, augment.augmenter(recipe, SHAPES[recipe], seed=0)).numpy()
+@pytest.mark.parametrize("augmentation", augment.AUGMENTATIONS)
+def test_views_differ_from_each_other_and_from_the_input(augmentation):
+    images = _images(augmentation)
+    views = augment.make_views(
+        images, augment.augmenter(augmentation, SHAPES[augmentation], seed=0)
+    ).numpy()
     originals = augment.to_float(images).numpy()
     for i in range(len(images)):
         assert not np.allclose(views[i, 0], views[i, 1], atol=1e-3)
@@ -49,11 +53,11 @@ def test_views_differ_from_each_other_and_from_the_input(recipe):
             assert not np.allclose(views[i, v], originals[i], atol=1e-3)
 
 
-@pytest.mark.parametrize("recipe", augment.RECIPES)
-def test_identical_images_in_a_batch_get_different_views(recipe):
-    image = _images(recipe, n=1)
+@pytest.mark.parametrize("augmentation", augment.AUGMENTATIONS)
+def test_identical_images_in_a_batch_get_different_views(augmentation):
+    image = _images(augmentation, n=1)
     batch = np.repeat(image, 32, axis=0)
-    views = augment.view_maker(recipe, SHAPES[recipe], seed=1)(batch).numpy()
+    views = augment.view_maker(augmentation, SHAPES[augmentation], seed=1)(batch).numpy()
     flat = views.reshape(-1, views[0, 0].size)  # 64 views of one image
     distances = np.abs(flat[:, None] - flat[None, :]).max(axis=-1)
     assert np.all(distances[np.triu_indices(len(flat), k=1)] > 1e-4)
@@ -81,11 +85,11 @@ def _keys(n: int, seed: int = 0, epoch: int = 0) -> tf.Tensor:
     )
 
 
-@pytest.mark.parametrize("recipe", augment.RECIPES)
-def test_keyed_views_depend_on_the_image_key_alone(recipe):
+@pytest.mark.parametrize("augmentation", augment.AUGMENTATIONS)
+def test_keyed_views_depend_on_the_image_key_alone(augmentation):
     """An image's views are the same in any batch, at any position: a function of its key."""
-    images = _images(recipe, n=6)
-    layers = augment.augmenter(recipe, SHAPES[recipe])
+    images = _images(augmentation, n=6)
+    layers = augment.augmenter(augmentation, SHAPES[augmentation])
     keys = _keys(6)
     together = augment.make_views(images, layers, 3, keys=keys).numpy()
     picked = [4, 1]
@@ -179,8 +183,8 @@ KERAS_TWINS = {
 @pytest.mark.parametrize("name", KERAS_TWINS)
 def test_each_layer_draws_as_the_keras_layer_it_replaces(name):
     ours, theirs, channels = KERAS_TWINS[name]
-    recipe = "grayscale28" if channels == 1 else "color32"
-    image = augment.to_float(_images(recipe, n=1)).numpy()
+    augmentation = "grayscale28" if channels == 1 else "color32"
+    image = augment.to_float(_images(augmentation, n=1)).numpy()
     batch = tf.constant(np.repeat(image, 3000, axis=0))
     _same_distributions(ours(batch).numpy(), np.asarray(theirs(batch, training=True)))
 
@@ -205,7 +209,7 @@ def test_the_keyed_pipeline_repeats_and_maps_in_parallel():
     labels = np.arange(96) % 4
 
     def epochs(seed, which):
-        ds = data.make_dataset(images, labels, batch_size=16, n_views=2, recipe="grayscale28",
+        ds = data.make_dataset(images, labels, batch_size=16, n_views=2, augmentation="grayscale28",
                                shuffle=True, seed=seed, epochs=which)  # fmt: skip
         return np.concatenate([views for views, _ in ds.as_numpy_iterator()])
 
@@ -219,7 +223,7 @@ def test_the_keyed_pipeline_repeats_and_maps_in_parallel():
 def test_to_float_and_errors():
     np.testing.assert_allclose(augment.to_float(np.array([0, 51, 255], np.uint8)), [0, 0.2, 1])
     assert augment.to_float(np.array([0.5], np.float64)).dtype == tf.float32
-    with pytest.raises(ValueError, match="unknown augmentation recipe"):
+    with pytest.raises(ValueError, match="unknown augmentation .strong"):
         augment.augmenter("strong", (28, 28, 1))
     with pytest.raises(ValueError, match="3 channels"):
         augment.augmenter("color32", (28, 28, 1))

@@ -2,6 +2,7 @@
 
 import importlib.util
 import itertools
+import json
 import sys
 import types
 from pathlib import Path
@@ -110,6 +111,14 @@ def test_the_table_marks_each_target(capsys):
     assert lines["SupCon: loss fwd+bwd / whole step"].endswith("0.100 NO")
     assert lines["CE: its 95% interval over the rounds"].endswith("[0.500, 0.500]")
     assert lines["CE: pipeline CPU / step CPU"].endswith("-")  # not measured
+
+
+def test_a_worker_is_started_with_one_spec_of_everything_it_measures():
+    args = bench.parse_args(["--steps", "7", "--configs", "0,1", "--output", "/tmp/x.json"])
+    spec = json.loads(bench.worker_spec(args, "steps", 0, 1))
+    assert spec["worker"] == "steps" and (spec["onednn"], spec["xla"]) == (0, 1)
+    assert spec["steps"] == 7 and spec["loss_batch"] == 4096
+    assert "output" not in spec and "configs" not in spec  # the parent's, not the worker's
 
 
 def test_bad_arguments_are_refused():

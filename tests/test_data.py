@@ -379,6 +379,58 @@ def test_an_unknown_name_lists_the_valid_ones():
         assert name in str(error.value)
 
 
+def test_each_dataset_has_one_entry_with_its_classes_and_image_shape():
+    assert list(data.DATASETS) == ["fashion_mnist", "cifar10", "mnist", "digits"]
+    assert data.DATASETS["fashion_mnist"].class_names[9] == "Ankle boot"
+    assert all(len(d.class_names) == 10 for d in data.DATASETS.values())
+    (x_train, _), (x_test, _) = load_dataset("digits")
+    assert x_train.shape[1:] == x_test.shape[1:] == data.DATASETS["digits"].image_shape
+
+
+def _own(n: int = 40, shape=(6, 6), classes: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, classes, n)
+
+
+def test_your_own_arrays_load_as_a_named_dataset_after_the_same_checks(own_datasets):
+    train, test = _own(), _own(seed=1)
+    entry = data.register("squares", train, (test[0], test[1][:, None]), ["a", "b", "c", "d"])
+    assert entry.image_shape == (6, 6, 1) and entry.class_names == ("a", "b", "c", "d")
+    (x_train, y_train), (x_test, y_test) = load_dataset("squares")
+    assert x_train.shape == (40, 6, 6, 1) and y_train.dtype == np.int64 and y_test.shape == (40,)
+    np.testing.assert_array_equal(x_train[..., 0], train[0])
+    assert data.register("squares", train, test, ["a", "b", "c", "d"]) == entry  # the same again
+    assert data.register("unnamed", train, test).class_names == ("0", "1", "2", "3")
+
+
+@pytest.mark.parametrize(
+    "name, train, test, names, message",
+    [
+        ("fashion_mnist", _own(), _own(), None, "already a built-in dataset"),
+        ("", _own(), _own(), None, "name=''"),
+        ("f", (_own()[0] / 255.0, _own()[1]), _own(), None, "float64; allowed: uint8"),
+        ("f", _own(), _own(shape=(7, 6)), None, r"\(6, 6, 1\) and test images \(7, 6, 1\)"),
+        ("f", (_own()[0], _own()[1][:-1]), _own(), None, r"shape \(39,\) for 40 images"),
+        ("f", (_own()[0], _own()[1] - 1), _own(), None, "from -1; allowed: integers from 0"),
+        ("f", (_own()[0], _own()[1] * 0.5), _own(), None, "float64 from 0.0; allowed: integers"),
+        ("f", _own(), _own(), ["a", "b"], "labels go up to 3 but 2 class names"),
+        ("f", _own()[0], _own(), None, "train: allowed: a pair"),
+        ("f", (_own()[0][0], _own()[1]), _own(), None, r"shape \(6, 6\); allowed: \(N, H, W\)"),
+    ],
+)
+def test_own_arrays_that_break_the_contract_are_refused(own_datasets, name, train, test, names,
+                                                        message):  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        data.register(name, train, test, names)
+    assert "f" not in data.DATASETS
+
+
+def test_other_arrays_under_a_registered_name_are_refused(own_datasets):
+    data.register("mine", _own(), _own())
+    with pytest.raises(ValueError, match="'mine' is already a dataset of other arrays"):
+        data.register("mine", _own(seed=2), _own())
+
+
 def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
     images = np.random.default_rng(0).integers(0, 256, (70, 28, 28, 1), dtype=np.uint8)
     labels = np.arange(70) % 7
@@ -387,7 +439,9 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
     assert [tuple(b.shape) for b in plain] == [(32, 28, 28, 1), (32, 28, 28, 1), (6, 28, 28, 1)]
     np.testing.assert_allclose(plain[0].numpy(), images[:32] / 255.0, rtol=1e-6)
 
-    one = list(data.make_dataset(images, labels, batch_size=32, recipe="grayscale28", shuffle=True))
+    one = list(
+        data.make_dataset(images, labels, batch_size=32, augmentation="grayscale28", shuffle=True)
+    )
     assert [tuple(x.shape) for x, _ in one] == [(32, 28, 28, 1)] * 2  # partial batch dropped
     shuffled = np.concatenate([y.numpy() for _, y in one])
     assert shuffled.tolist() != labels[:64].tolist()
@@ -396,7 +450,9 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
     )
 
     views, y = next(
-        iter(data.make_dataset(images, labels, batch_size=32, n_views=2, recipe="grayscale28"))
+        iter(
+            data.make_dataset(images, labels, batch_size=32, n_views=2, augmentation="grayscale28")
+        )
     )
     assert tuple(views.shape) == (32, 2, 28, 28, 1) and views.dtype.name == "float32"
     assert 0.0 <= float(views.numpy().min()) and float(views.numpy().max()) <= 1.0
@@ -404,8 +460,8 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
     assert not np.allclose(views[:, 0], views[:, 1])
 
 
-def test_make_dataset_refuses_views_without_a_recipe():
-    with pytest.raises(ValueError, match="needs an augmentation recipe"):
+def test_make_dataset_refuses_views_without_an_augmentation():
+    with pytest.raises(ValueError, match="needs an augmentation to make"):
         data.make_dataset(np.zeros((4, 8, 8, 1), np.uint8), None, batch_size=2, n_views=2)
 
 
@@ -480,7 +536,7 @@ def test_make_dataset_balanced_with_views_one_epoch_after_another():
     images = np.zeros((len(labels), 28, 28, 1), np.uint8)
 
     def labels_of(epochs):
-        ds = data.make_dataset(images, labels, batch_size=6, n_views=2, recipe="grayscale28",
+        ds = data.make_dataset(images, labels, batch_size=6, n_views=2, augmentation="grayscale28",
                                balanced=(3, 2), seed=4, epochs=epochs)  # fmt: skip
         batches = list(ds)
         assert int(ds.cardinality()) == len(batches)  # known ahead, so Keras shows its progress

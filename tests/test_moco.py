@@ -247,7 +247,7 @@ def test_fit_on_the_data_pipeline_with_and_without_labels():
         model.compile(optimizer="adam")
         ds = data.make_dataset(
             images, labels if with_labels else None, batch_size=8, n_views=2,
-            recipe="grayscale28", shuffle=True,
+            augmentation="grayscale28", shuffle=True,
         )  # fmt: skip
         history = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         assert np.isfinite(history.history["loss"]).all()

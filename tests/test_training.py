@@ -187,6 +187,56 @@ def test_load_run_reads_the_finished_run_whatever_its_config_and_trains_only_if_
         training.load_run(tmp_path, "supcom")
 
 
+def _draws() -> list[float]:
+    """One draw from each global generator a notebook may use after a run."""
+    import random
+
+    import tensorflow as tf
+
+    return [
+        random.random(),
+        float(np.random.rand()),
+        float(keras.random.uniform(())),
+        float(tf.random.uniform(())),
+        float(keras.initializers.GlorotUniform()((1,))[0]),
+    ]
+
+
+@pytest.mark.slow
+def test_a_run_leaves_the_global_generators_as_it_found_them_trained_or_loaded(tmp_path):
+    cfg = training.config("quick", **{**TINY, "epochs": 1})
+    after = {}
+    for case in ("no run", "trained", "loaded"):
+        keras.utils.set_random_seed(7)
+        _draws()  # the reader's own draws before the run
+        if case != "no run":
+            training.run("cross_entropy", cfg, tmp_path, verbose=0)
+        after[case] = _draws()
+    assert after["trained"] == after["no run"] == after["loaded"]
+    # The run itself is seeded by cfg.seed whatever the state it was called in.
+    keras.utils.set_random_seed(123)
+    again = training.run("cross_entropy", cfg, tmp_path / "again", verbose=0)
+    assert again["metrics"] == training.load_run(tmp_path, "cross_entropy")["metrics"]
+
+
+@pytest.mark.slow
+def test_a_run_trains_on_your_own_registered_arrays_as_on_a_named_dataset(tmp_path,
+                                                                        own_datasets):  # fmt: skip
+    from supcon_utils import data
+
+    with pytest.raises(ValueError, match="dataset='my_digits'; allowed: 'fashion_mnist'"):
+        training.config("quick", **{**TINY, "dataset": "my_digits"})
+    train, test = data.load_dataset("digits")
+    data.register("my_digits", (train[0][..., 0], train[1]), test, list("0123456789"))
+    cfg = training.config("quick", **{**TINY, "dataset": "my_digits", "epochs": 1})
+    ours = training.run("supcon", cfg, tmp_path, verbose=0)
+    theirs = training.run("supcon", dataclasses.replace(cfg, dataset="digits"), tmp_path / "d",
+                          verbose=0)  # fmt: skip
+    assert ours["metrics"] == theirs["metrics"]  # the same arrays, the same seeded run
+    with pytest.raises(ValueError, match="n_train=2000 is more than the 1,437 training images"):
+        training.run("supcon", dataclasses.replace(cfg, n_train=2000), tmp_path, verbose=0)
+
+
 def test_saved_config_and_shared_data():
     cfg = training.config("quick", **TINY)
     record = {"config": dataclasses.asdict(cfg) | {"ce_weight": 1.0}}  # a retired knob is dropped
@@ -203,9 +253,13 @@ def test_saved_config_and_shared_data():
 
 
 def test_config_overrides_and_errors():
-    cfg = training.config("full", epochs=None, temperature=0.5)
+    cfg = training.config("full", **training.given(epochs=None, temperature=0.5))
     assert cfg.n_train is None and cfg.temperature == 0.5
     assert cfg.epochs == training.PRESETS["full"].epochs
+    everything = training.config("quick", n_train=None, labels_per_class=None)
+    assert everything.n_train is None and training.PRESETS["quick"].n_train is not None
+    with pytest.raises(TypeError, match="epochs=None .NoneType.; allowed: int$"):
+        training.config("quick", epochs=None)
     with pytest.raises(ValueError, match="unknown preset"):
         training.config("huge")
     with pytest.raises(ValueError, match="unknown config keys"):
@@ -259,6 +313,23 @@ def test_a_knob_added_later_at_its_default_keeps_a_saved_run():
 
 
 @pytest.mark.slow
+def test_a_run_saved_under_a_knobs_old_name_is_still_that_run(tmp_path, epoch_starts):
+    cfg = training.config("quick", **{**TINY, "epochs": 1})
+    first = training.run("cross_entropy", cfg, tmp_path, verbose=0)
+    record = tmp_path / "cross_entropy" / "results.json"
+    saved = json.loads(record.read_text())
+    saved["config"]["recipe"] = saved["config"].pop("augmentation")  # as runs before the rename
+    record.write_text(json.dumps(saved))
+
+    again = training.run("cross_entropy", cfg, tmp_path, callbacks=[epoch_starts], verbose=0)
+    assert epoch_starts.started == []  # found, not trained again
+    assert again["metrics"] == first["metrics"]
+    assert again["config"]["augmentation"] == cfg.augmentation and "recipe" not in again["config"]
+    loaded = training.load_run(tmp_path, "cross_entropy")
+    assert training.saved_config(loaded) == cfg
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_gradient", [False, True])
 def test_hybrid_run_trains_both_heads(tmp_path, stop_gradient):
     # 12 steps: a learning rate high enough for the online linear head to learn in them.
@@ -305,7 +376,7 @@ def test_class_balanced_batches_train_and_bad_sizes_are_refused(tmp_path):
 @pytest.mark.parametrize("kind", ["cross_entropy", "supcon"])
 def test_a_seeded_run_repeats_bit_for_bit_augmentation_included(tmp_path, kind):
     cfg = training.config("quick", **TINY)
-    assert cfg.recipe is not None  # the views are augmented, so their draws must repeat too
+    assert cfg.augmentation is not None  # the views are augmented, so their draws must repeat too
     first = training.run(kind, cfg, tmp_path / "a", verbose=0)
     second = training.run(kind, cfg, tmp_path / "b", verbose=0)
     histories = [
