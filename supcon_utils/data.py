@@ -136,7 +136,8 @@ def _checked_split(split: Split, part: str) -> Split:
         images, labels = split
     except (TypeError, ValueError):
         raise ValueError(f"{part}: allowed: a pair (images, labels)") from None
-    images, labels = np.asarray(images), np.asarray(labels)
+    # Copies: a later in-place change of the caller's arrays must not change a registered dataset.
+    images, labels = np.array(images), np.array(labels)
     if images.dtype != np.uint8:
         raise ValueError(f"{part} images are {images.dtype}; allowed: uint8 (0 to 255), e.g. "
                          "np.round(x * 255).astype(np.uint8) for floats x in [0, 1]")  # fmt: skip

@@ -400,6 +400,8 @@ def test_your_own_arrays_load_as_a_named_dataset_after_the_same_checks(own_datas
     assert x_train.shape == (40, 6, 6, 1) and y_train.dtype == np.int64 and y_test.shape == (40,)
     np.testing.assert_array_equal(x_train[..., 0], train[0])
     assert data.register("squares", train, test, ["a", "b", "c", "d"]) == entry  # the same again
+    train[0][:] = 0  # the caller's arrays changed afterwards: the registered ones are copies
+    assert load_dataset("squares")[0][0].any()
     assert data.register("unnamed", train, test).class_names == ("0", "1", "2", "3")
 
 
