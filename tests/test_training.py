@@ -461,7 +461,9 @@ def test_the_last_epochs_validation_accuracy_is_the_final_models(tmp_path, kind)
             expected = evaluation.knn_accuracy(reference, train[1], features, y, k=20)
             assert metrics[f"knn_{split}_accuracy"] == pytest.approx(expected)
         assert last == pytest.approx(metrics["knn_val_accuracy"])
-    assert last > 0.3 and metrics["test_accuracy"] > 0.3  # digits: far above chance (0.1)
+    # digits: far above chance (0.1); SupCon's k-NN (its 2-epoch probe is barely trained here)
+    scored = "knn_test_accuracy" if kind == "supcon" else "test_accuracy"
+    assert last > 0.3 and metrics[scored] > 0.3
 
 
 @pytest.mark.slow  # four short runs
