@@ -6,10 +6,12 @@
 
 Each stage trains its points through ``sweep.config_sweep`` into ``runs/recipes/<stage>/``
 (resumable: a finished run is loaded, an interrupted one resumes from its last epoch), then
-prints a markdown table: the settings that differ from the stage's preset, the test accuracy
-(cross-entropy: its classifier; SupCon: the linear probe on the frozen encoder), SupCon's k-NN
-accuracy, and the wall time of training (SupCon's includes its probe; the per-epoch test scoring
-is off, so it is not counted). The table is also ``runs/recipes/<stage>/recipes.csv``.
+prints a markdown table: the settings that differ from the stage's preset, the validation and
+test accuracy of each run's classifier (cross-entropy: its own; SupCon: the linear probe on the
+frozen encoder) and SupCon's k-NN accuracies (``sweep.METRICS``), and the wall time of training
+(SupCon's includes its probe; the per-epoch scoring is left to the last epoch, so it is not
+counted). Choose on the validation columns. The table is also
+``runs/recipes/<stage>/recipes.csv``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def run_stage(stage: str, runs_dir: Path = runner.RUNS_DIR, tiny: bool = False) 
 def markdown(table: pd.DataFrame) -> str:
     """The table as markdown: accuracies in percent, times in seconds."""
     shown = table.drop(columns=["point"]).copy()
-    for col in ("test_accuracy", "knn_accuracy"):
+    for col in sweep.METRICS:
         shown[col] = [f"{100 * v:.2f}" if pd.notna(v) else "" for v in shown[col]]
     shown["wall_time_s"] = [f"{v:,.0f}" if pd.notna(v) else "" for v in shown["wall_time_s"]]
     if shown["error"].isna().all():

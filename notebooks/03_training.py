@@ -137,7 +137,7 @@ pd.Series(dataclasses.asdict(cfg), name=preset).to_frame()
 # (training logs, times and accuracies vary with the machine)
 ce = training.run("cross_entropy", cfg, run_dir)
 print(
-    f"cross-entropy: test accuracy {ce['metrics']['test_accuracy']:.4f}, "
+    f"cross-entropy: validation accuracy {ce['metrics']['val_accuracy']:.4f}, "
     f"trained in {ce['wall_time_s']:.0f} s"
 )
 
@@ -146,7 +146,7 @@ print(
 #
 # Stage 1 trains encoder + projection head (an MLP to 128 L2-normalised dimensions) with
 # $\mathcal{L}^{sup}_{out}$ on two views of each image. Stage 2 throws the projection head away,
-# freezes the encoder, and fits a linear classifier on its 128-dimensional features: the test
+# freezes the encoder, and fits a linear classifier on its 128-dimensional features: the
 # accuracy of that probe measures how linearly separable the learned representation is.
 
 # %%
@@ -154,7 +154,7 @@ print(
 # (training logs, times and accuracies vary with the machine)
 supcon = training.run("supcon", cfg, run_dir)
 print(
-    f"SupCon + linear probe: test accuracy {supcon['metrics']['test_accuracy']:.4f}, "
+    f"SupCon + linear probe: validation accuracy {supcon['metrics']['val_accuracy']:.4f}, "
     f"trained in {supcon['wall_time_s']:.0f} s"
 )
 
@@ -167,10 +167,12 @@ print(
 # mapped to one point). A curve that starts near that line and falls away from it is learning; one
 # that stays on it has collapsed.
 #
-# Each epoch also ends with a test accuracy (`training.TestAccuracy`, logged in `history.csv`):
-# the classifier's for cross-entropy; for SupCon, which has no classifier until the probe, a
-# 20-nearest-neighbour vote of the encoder's features against 10,000 training images' (seconds per
-# epoch, where a probe would take a minute).
+# Each epoch also ends with a validation accuracy (`training.ValAccuracy`, logged in
+# `history.csv`), on 5,000 training images held out from training (`Config.n_val`, the same for
+# every seed): the classifier's for cross-entropy; for SupCon, which has no classifier until the
+# probe, a 20-nearest-neighbour vote of the encoder's features against 10,000 training images'
+# (seconds per epoch, where a probe would take a minute). Everything chosen is chosen on these;
+# the test set is scored once, by the finished models, below.
 
 # %%
 collapse = math.log(2 * cfg.batch_size - 1)
@@ -180,17 +182,18 @@ fig = plots.training_curves(
         "SupCon (pretraining)": training.history(f"{run_dir}/supcon"),
     },
     reference_lines={"SupCon (pretraining)": collapse},
-    test_labels={"SupCon (pretraining)": "test accuracy (k-NN)"},
+    val_labels={"SupCon (pretraining)": "validation accuracy (k-NN)"},
 )
 
 # %% [markdown]
-# ## Compare test accuracy
+# ## Compare: validation, then the test set once
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (training logs, times and accuracies vary with the machine)
 table = pd.DataFrame(
     {
+        "validation accuracy": [ce["metrics"]["val_accuracy"], supcon["metrics"]["val_accuracy"]],
         "test accuracy": [ce["metrics"]["test_accuracy"], supcon["metrics"]["test_accuracy"]],
         "training time (s)": [ce["wall_time_s"], supcon["wall_time_s"]],
         "epochs": [ce["epochs_completed"], supcon["epochs_completed"]],
@@ -228,7 +231,9 @@ budget = training.budget_study(cfg, run_dir, seeds=range(seed, seed + n_seeds))
 fig = plots.budget_curves(budget)
 crossed = plots.crossings(budget)
 print("mean curves cross at", [f"{t:.0f} s" for t in crossed] if crossed else "no point")
-finals = budget.groupby(["kind", "seed"])[["final_test_accuracy", "wall_time_s"]].first()
+finals = budget.groupby(["kind", "seed"])[
+    ["final_val_accuracy", "final_test_accuracy", "wall_time_s"]
+].first()
 finals.groupby("kind").agg(["mean", "std"]).round(4)
 
 # %% [markdown]

@@ -113,11 +113,12 @@ if_missing = training.config(preset, **training.given(
 names = {"cross_entropy": "cross-entropy", "supcon": "SupCon"}
 runs = {kind: training.load_run(run_dir, kind, train_if_missing=if_missing) for kind in names}
 cfg = training.shared_data(runs.values())
-train, test = training.load_data(cfg)
+train, _, test = training.load_data(cfg)  # nothing is chosen here: the report is on test
 class_names = data.DATASETS[cfg.dataset].class_names
 for kind, result in runs.items():
     print(
         f"{names[kind]:>13}: {result['epochs_completed']} epochs on {len(train[0])} images, "
+        f"validation accuracy {result['metrics']['val_accuracy']:.4f}, "
         f"test accuracy {result['metrics']['test_accuracy']:.4f}"
     )
 

@@ -121,9 +121,13 @@ if_missing = training.config(preset, **training.given(
 runs = {"cross-entropy": training.load_run(run_dir, "cross_entropy", train_if_missing=if_missing),
         "SupCon": training.load_run(run_dir, "supcon", train_if_missing=if_missing)}  # fmt: skip
 cfg = training.shared_data(runs.values())
-(x_train, y_train), (x_test, y_test) = training.load_data(cfg)
+# Nothing is chosen here, so the report is on the test images (the validation ones are unused).
+(x_train, y_train), _, (x_test, y_test) = training.load_data(cfg)
 for name, result in runs.items():
-    print(f"{name:>13}: test accuracy {result['metrics']['test_accuracy']:.4f}")
+    print(
+        f"{name:>13}: validation accuracy {result['metrics']['val_accuracy']:.4f}, "
+        f"test accuracy {result['metrics']['test_accuracy']:.4f}"
+    )
 
 # %% [markdown]
 # ## Label efficiency

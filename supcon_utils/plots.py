@@ -69,13 +69,14 @@ def positive_masks(masks: Mapping[str, np.ndarray], labels: np.ndarray, n_views:
 def training_curves(
     histories: Mapping[str, Sequence[Mapping[str, float]]],
     reference_lines: Mapping[str, float] | None = None,
-    test_labels: Mapping[str, str] | None = None,
+    val_labels: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Loss, and accuracy where logged (training and test), per epoch of each run, a panel each.
+    """Loss, and accuracy where logged (training and validation), per epoch of each run, a panel
+    each.
 
     ``histories`` maps a run's name to its per-epoch rows (``training.history``);
     ``reference_lines`` maps a run's name to a loss level to mark (e.g. SupCon's collapse value);
-    ``test_labels`` names a run's ``test_accuracy`` line (default "test accuracy").
+    ``val_labels`` names a run's ``val_accuracy`` line (default "validation accuracy").
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
     for ax, (name, rows) in zip(axes[0], histories.items(), strict=True):
@@ -93,7 +94,7 @@ def training_curves(
         ax.set_title(name)
         accuracies = {
             "accuracy": ("training accuracy", "s--", "tab:green"),
-            "test_accuracy": ((test_labels or {}).get(name, "test accuracy"), "^-", "tab:red"),
+            "val_accuracy": ((val_labels or {}).get(name, "validation accuracy"), "^-", "tab:red"),
         }
         logged = [key for key in accuracies if rows and key in rows[0]]
         if logged:
@@ -109,10 +110,10 @@ def training_curves(
 
 
 def budget_curves(table: pd.DataFrame) -> plt.Figure:
-    """Test accuracy against epochs and against training seconds, one line per recipe.
+    """Validation accuracy against epochs and against training seconds, one line per recipe.
 
     ``table`` has one row per recipe (``kind``), ``seed`` and ``epoch``, with ``elapsed_s`` and
-    ``test_accuracy`` (``training.budget_study``). Lines are means over seeds, bands +- one
+    ``val_accuracy`` (``training.budget_study``). Lines are means over seeds, bands +- one
     standard deviation (with several seeds); on the time axis each epoch sits at its mean time.
     Where the mean curves cross on the time axis (:func:`crossings`), a dotted line marks it.
     """
@@ -131,14 +132,14 @@ def budget_curves(table: pd.DataFrame) -> plt.Figure:
         axes[1].axvline(seconds, color="grey", ls=":", label=f"curves cross at {seconds:.0f} s")
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("training time (s)")
-    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylabel("validation accuracy")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def crossings(table: pd.DataFrame) -> list[float]:
-    """Training seconds at which two recipes' mean test accuracies change order.
+    """Training seconds at which two recipes' mean validation accuracies change order.
 
     With exactly two recipes in ``table`` (as for :func:`budget_curves`), both mean curves are
     interpolated linearly on the time span they share; each sign change of their difference is a
@@ -161,13 +162,13 @@ def crossings(table: pd.DataFrame) -> list[float]:
 
 
 def _budget_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Per recipe and epoch: mean time, mean and std of test accuracy, number of seeds."""
+    """Per recipe and epoch: mean time, mean and std of validation accuracy, number of seeds."""
     return (
         table.groupby(["kind", "epoch"], sort=False)
         .agg(
             elapsed_s=("elapsed_s", "mean"),
-            mean=("test_accuracy", "mean"),
-            std=("test_accuracy", "std"),
+            mean=("val_accuracy", "mean"),
+            std=("val_accuracy", "std"),
             n_seeds=("seed", "nunique"),
         )
         .reset_index()
@@ -371,7 +372,7 @@ def sweep_lines(
             ax.set_xticks(sorted(values.unique()), [f"{v:g}" for v in sorted(values.unique())])
             ax.minorticks_off()  # else the log axis labels its minor ticks over ours
         ax.set_title(title)
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("accuracy")
     fig.tight_layout()
     return fig
 

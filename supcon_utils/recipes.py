@@ -193,6 +193,9 @@ KINDS = tuple(RECIPES)
 RETIRED_FIELDS = ("ce_weight",)
 # Knobs renamed since: their old name in saved configurations -> their name now.
 RENAMED_FIELDS = {"recipe": "augmentation"}
+# Knobs added since whose default is not what older runs did: the value those runs had. (A knob
+# whose default keeps the old behaviour needs no entry: a saved run without it counts as that.)
+ADDED_FIELDS = {"n_val": 0}  # runs before the validation split held no images out
 
 
 def current_names(saved: dict[str, Any]) -> dict[str, Any]:

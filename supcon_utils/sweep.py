@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # training imports TensorFlow: the notebook sweep's CLI start
     from supcon_utils import training
 
 POINT_FILE = "point.json"
+# The metrics of each run in config_sweep's table (training.run's results; the k-NN ones for the
+# kinds scored by k-NN only).
+METRICS = ("val_accuracy", "test_accuracy", "knn_val_accuracy", "knn_test_accuracy")
 
 
 def config_sweep(
@@ -58,10 +61,11 @@ def config_sweep(
 
     The table, also saved as ``run_dir/table_file``, has a row per point: every key of any point
     (with the value the run used), ``kind``, ``point`` (the folder), ``error`` (None if it
-    trained), ``test_accuracy`` (the run's own: SupCon's linear probe, a classifier's logits),
-    ``knn_accuracy`` (the last epoch's k-NN test accuracy, see ``training.TestAccuracy``; for
-    SupCon, MoCo and hybrid runs only; measured after the last epoch only, to save time) and
-    ``wall_time_s`` (of training, when first trained).
+    trained), ``val_accuracy`` and ``test_accuracy`` (the run's own classifier: SupCon's linear
+    probe, a classifier's logits), ``knn_val_accuracy`` and ``knn_test_accuracy`` (a k-NN vote
+    of the final encoder's features, see ``training.ValAccuracy``; for SupCon, MoCo and hybrid
+    runs only; per-epoch scoring is left to the last epoch, to save time) and ``wall_time_s`` (of
+    training, when first trained). Choose on the validation columns; the test ones are reported.
     Unknown keys or kinds, and a ``base`` that is not a Config, raise ValueError before any run.
     """
     from tqdm import tqdm
@@ -88,19 +92,15 @@ def config_sweep(
     rows = []
     for point_kind, cfg, folder in tqdm(plans, desc="sweep", unit="run", disable=not progress):
         row = {**{k: getattr(cfg, k) for k in keys}, "kind": point_kind, "point": folder,
-               "error": None, "test_accuracy": None, "knn_accuracy": None,
-               "wall_time_s": None}  # fmt: skip
+               "error": None, **dict.fromkeys(METRICS), "wall_time_s": None}  # fmt: skip
         try:
             results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0,
-                                   test_every=cfg.epochs)  # fmt: skip
+                                   score_every=cfg.epochs)  # fmt: skip
         except Exception as exc:  # the other points still run; the error is in the table
             row["error"] = f"{type(exc).__name__}: {exc}"
             print(f"{folder} ({point_kind}) FAILED: {row['error']}", flush=True)
         else:
-            last = training.history(Path(run_dir) / folder / point_kind)[-1]
-            row["test_accuracy"] = results["metrics"]["test_accuracy"]
-            if recipes.get(point_kind).knn_scored:
-                row["knn_accuracy"] = last.get("test_accuracy")
+            row |= {k: results["metrics"].get(k) for k in METRICS}
             row["wall_time_s"] = results["wall_time_s"]
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -25,10 +25,14 @@ Every run lives in ``<run_dir>/<kind>/``:
     backup/            the last finished epoch's weights while training (``runs.Backup``), kept
                        until the trained models and results.json are saved
     history.csv        one row per epoch, kept across resumptions: training loss (and accuracy),
-                       test accuracy and training seconds so far (:class:`TestAccuracy`)
+                       validation accuracy and training seconds so far (:class:`ValAccuracy`)
     encoder.keras      the trained encoder (and projection_head.keras for SupCon)
     classifier.keras   the linear head: the CE classifier, or SupCon's linear probe
-    results.json       metrics, configuration and wall time
+    results.json       metrics (validation and test), configuration and wall time
+
+Choices are made on validation: ``n_val`` training images (stratified, the same for every seed
+and disjoint from every ``n_train`` subset) are held out; the per-epoch curves score them, and
+the test set is scored once, when the run has finished.
 
 A run killed mid-way (a Colab disconnect) resumes from its last finished epoch when called again
 with the same configuration, on the batches and views the uninterrupted run drew from there (the
@@ -48,7 +52,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -72,6 +76,9 @@ class Config:
     encoder: str = "resnet_small"
     augmentation: str = "grayscale28"  # the views' augmentation: supcon_utils.augment.AUGMENTATIONS
     n_train: int | None = 20_000  # training images used (a stratified subset); None: all
+    # Training images held out for validation before n_train is drawn (stratified, the same for
+    # every seed): per-epoch curves and every choice are scored on them, the test set only once.
+    n_val: int = 5_000
     # Few-label runs: this many images of each class out of the n_train ones, picked as the
     # linear probes of evaluation.label_efficiency pick them (evaluation.few_label_subset under
     # `seed`). None: all n_train images.
@@ -113,7 +120,7 @@ _CHOICES = {
     "augmentation": augment.AUGMENTATIONS, "variant": ("out", "in"),
     "contrast_mode": ("all", "one"), "optimizer": ("adamw", "sgd"),
 }  # fmt: skip
-_AT_LEAST_ONE = ("n_train", "labels_per_class", "batch_size", "epochs", "probe_epochs",
+_AT_LEAST_ONE = ("n_train", "n_val", "labels_per_class", "batch_size", "epochs", "probe_epochs",
                  "finetune_epochs", "queue_size", "n_views", "classes_per_batch")  # fmt: skip
 _NON_NEGATIVE = ("supcon_weight", "finetune_lr", "learning_rate", "weight_decay", "warmup_epochs",
                  "seed")  # fmt: skip
@@ -199,24 +206,47 @@ def given(**parameters: Any) -> dict[str, Any]:
     return {name: value for name, value in parameters.items() if value is not None}
 
 
-def load_data(cfg: Config) -> tuple[data.Split, data.Split]:
-    """The configured dataset, its training split cut to a stratified subset of ``n_train`` and
-    then, if ``labels_per_class`` is set, to that many images of each class."""
+class Splits(NamedTuple):
+    """A run's images: what it trains on, what it is chosen on, what it is reported on."""
+
+    train: data.Split
+    val: data.Split
+    test: data.Split
+
+
+# The validation split is drawn with this seed, not the run's, so that it is the same images for
+# every seed and a choice made on it compares like with like.
+VAL_SEED = 0
+
+
+def load_data(cfg: Config) -> Splits:
+    """The configured dataset in three: ``n_val`` training images held out for validation
+    (stratified, drawn with :data:`VAL_SEED`), then a stratified ``n_train`` of the rest (drawn
+    with ``cfg.seed``), then, if ``labels_per_class`` is set, that many images of each class; and
+    the test split."""
+    from sklearn.model_selection import train_test_split
+
     (x_train, y_train), test = data.load_dataset(cfg.dataset)
+    n_classes = len(np.unique(y_train))
+    if not n_classes <= cfg.n_val <= len(x_train) - n_classes:
+        raise ValueError(f"n_val={cfg.n_val} does not fit the {len(x_train):,} training images "
+                         f"of {cfg.dataset}; allowed: {n_classes} (one per class) to "
+                         f"{len(x_train) - n_classes}")  # fmt: skip
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_train, y_train, test_size=cfg.n_val, stratify=y_train, random_state=VAL_SEED
+    )
     if cfg.n_train is not None and cfg.n_train > len(x_train):
         raise ValueError(f"n_train={cfg.n_train} is more than the {len(x_train):,} training "
-                         f"images of {cfg.dataset}; allowed: 1 to {len(x_train)}, or None for "
-                         "all")  # fmt: skip
+                         f"images of {cfg.dataset} left after the n_val={cfg.n_val} validation "
+                         f"images; allowed: 1 to {len(x_train)}, or None for all")  # fmt: skip
     if cfg.n_train is not None and cfg.n_train < len(x_train):
-        from sklearn.model_selection import train_test_split
-
         x_train, _, y_train, _ = train_test_split(
             x_train, y_train, train_size=cfg.n_train, stratify=y_train, random_state=cfg.seed
         )
     if cfg.labels_per_class is not None:
         keep = evaluation.few_label_subset(y_train, cfg.labels_per_class, cfg.seed)
         x_train, y_train = x_train[keep], y_train[keep]
-    return (x_train, y_train), test
+    return Splits((x_train, y_train), (x_val, y_val), test)
 
 
 def run(
@@ -227,7 +257,7 @@ def run(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 2,
     strategy: tf.distribute.Strategy | None = None,
-    test_every: int = 1,
+    score_every: int = 1,
 ) -> dict[str, Any]:
     """Train ``kind`` (one of :data:`KINDS`) into ``run_dir/kind``, or load it if done.
 
@@ -249,14 +279,15 @@ def run(
     is the one-device step (``tests/test_training.py`` checks it on two CPU replicas). The
     learning rate is not rescaled: scale ``cfg.learning_rate`` with the global batch if you grow it.
 
-    ``test_every``: the test accuracy of :class:`TestAccuracy` is measured every this many epochs
-    and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the last only.
+    ``score_every``: the validation accuracy of :class:`ValAccuracy` is measured every this many
+    epochs and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the
+    last only. The test split is scored once, by the finished models.
     """
     recipe = recipes.get(kind)
     recipes.check(kind, cfg)
     out = Path(run_dir) / kind
-    train, test = load_data(cfg)  # checks the dataset's name and n_train before anything is written
-    _check_fits_data(cfg, train)
+    splits = load_data(cfg)  # checks the dataset's name and sizes before anything is written
+    _check_fits_data(cfg, splits.train)
     with runs.locked(out):
         done = _finished(out, cfg, kind)
         if done is not None:
@@ -265,8 +296,8 @@ def run(
         if recipe.starts_from is not None:
             pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy)
         with isolated_generators(cfg.seed):
-            results, trained = _train(recipe, cfg, out, train, test, callbacks, verbose,
-                                      strategy, test_every, pretrained)  # fmt: skip
+            results, trained = _train(recipe, cfg, out, splits, callbacks, verbose, strategy,
+                                      score_every, pretrained)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
         records.write_results(out, results)
@@ -308,6 +339,10 @@ def saved_config(results: dict[str, Any]) -> Config:
     :class:`Config` since counts as its default, one no recipe reads any more is left out."""
     saved = recipes.current_names(results["config"])
     saved = {k: v for k, v in saved.items() if k not in recipes.RETIRED_FIELDS}
+    older = sorted(set(recipes.ADDED_FIELDS) - set(saved))
+    if older:
+        raise ValueError(f"the run was trained before {', '.join(older)} existed (its images "
+                         "and scores differ from this version's); train it again")  # fmt: skip
     unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(Config)})
     if unknown:
         raise ValueError(f"the run's configuration has knobs this version does not know: "
@@ -316,7 +351,7 @@ def saved_config(results: dict[str, Any]) -> Config:
 
 
 # The knobs that choose a run's training images (load_data).
-DATA_FIELDS = ("dataset", "n_train", "labels_per_class", "seed")
+DATA_FIELDS = ("dataset", "n_val", "n_train", "labels_per_class", "seed")
 
 
 def shared_data(results: Iterable[dict[str, Any]]) -> Config:
@@ -425,7 +460,7 @@ def isolated_generators(seed: int | None = None) -> Iterator[None]:
             generator.state.assign(generator_state)
 
 
-def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_every, pretrained):
+def _train(recipe, cfg, out, splits, callbacks, verbose, strategy, score_every, pretrained):
     """Train ``recipe`` in ``out`` from its backup's epoch on: its results record and models."""
     first_epoch = runs.restore_backup(out / "backup")
     if first_epoch == 0:
@@ -434,8 +469,10 @@ def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_eve
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     previous = history(out)  # the epochs of an interrupted run, if any
     start = time.perf_counter()
+    train = splits.train
+    val_score = _scorer(recipe.name, cfg, train, splits.val)
     fit_callbacks = [  # the log before the backup: a kill between leaves a row that is trimmed
-        TestAccuracy(_test_scorer(recipe.name, cfg, train, test), previous, every=test_every),
+        ValAccuracy(val_score, previous, every=score_every),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         runs.Backup(out / "backup"),
         keras.callbacks.TerminateOnNaN(),
@@ -453,12 +490,18 @@ def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_eve
         if recipe.contrastive:
             _check_not_collapsed(trained["encoder"], trained["projection_head"], train[0])
         if recipe.probe:
-            trained["classifier"], metrics = linear_probe(trained["encoder"], train, test, cfg,
+            trained["classifier"], metrics = linear_probe(trained["encoder"], splits, cfg,
                                                           verbose=verbose)  # fmt: skip
         else:
-            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], test, cfg)
+            metrics = _classifier_metrics(trained["encoder"], trained["classifier"], splits, cfg)
+        if recipe.knn_scored:  # the per-epoch score of the finished model, on both held-out sets
+            metrics["knn_val_accuracy"] = val_score(built.model)
+            metrics["knn_test_accuracy"] = _scorer(recipe.name, cfg, train, splits.test)(
+                built.model
+            )
         if pretrained is not None:
-            metrics["pretrained_test_accuracy"] = pretrained["metrics"]["test_accuracy"]
+            for split in ("val", "test"):
+                metrics[f"pretrained_{split}_accuracy"] = pretrained["metrics"][f"{split}_accuracy"]
     results = {
         "kind": recipe.name,
         "metrics": metrics,
@@ -466,20 +509,22 @@ def _train(recipe, cfg, out, train, test, callbacks, verbose, strategy, test_eve
         "wall_time_s": round(_elapsed(previous) + time.perf_counter() - start, 1),
         "epochs_completed": len(history(out)),
         "resumed_after_epochs": len(previous),
+        "environment": records.environment(),
     }
     return results, trained
 
 
-class TestAccuracy(keras.callbacks.Callback):
-    """Adds ``test_accuracy`` and ``elapsed_s`` to each epoch's logs, so ``history.csv`` has them.
+class ValAccuracy(keras.callbacks.Callback):
+    """Adds ``val_accuracy`` and ``elapsed_s`` to each epoch's logs, so ``history.csv`` has them.
 
-    ``score(model)`` gives the test accuracy of the model being trained (see :func:`_test_scorer`:
-    the classifier's for cross-entropy, a k-NN vote of the frozen encoder's features for SupCon).
-    ``elapsed_s`` counts the seconds spent in training epochs since the run started, resumptions
-    included (``previous``: the rows already in ``history.csv``) and scoring excluded, so that
-    accuracy can be read against a training budget in wall time. With ``every`` above 1 the test
-    accuracy is measured every ``every`` epochs and after the last one, NaN in between. It must
-    come before the ``CSVLogger`` in the callbacks, so that the log has both columns.
+    ``score(model)`` gives the validation accuracy of the model being trained (see
+    :func:`_scorer`: the classifier's for cross-entropy, a k-NN vote of the frozen encoder's
+    features for SupCon). ``elapsed_s`` counts the seconds spent in training epochs since the run
+    started, resumptions included (``previous``: the rows already in ``history.csv``) and
+    scoring excluded, so that accuracy can be read against a training budget in wall time. With
+    ``every`` above 1 the accuracy is measured every ``every`` epochs and after the last one, NaN
+    in between. It must come before the ``CSVLogger`` in the callbacks, so that the log has both
+    columns.
     """
 
     def __init__(
@@ -505,13 +550,13 @@ class TestAccuracy(keras.callbacks.Callback):
             logs["elapsed_s"] = round(self.elapsed, 2)
             last = epoch + 1 == self.params.get("epochs")
             due = (epoch + 1) % self.every == 0 or last
-            logs["test_accuracy"] = self.score(self.model) if due else float("nan")
+            logs["val_accuracy"] = self.score(self.model) if due else float("nan")
 
 
-def _test_scorer(
-    kind: str, cfg: Config, train: data.Split, test: data.Split
+def _scorer(
+    kind: str, cfg: Config, train: data.Split, split: data.Split
 ) -> Callable[[keras.Model], float]:
-    """How :class:`TestAccuracy` scores a model of ``kind`` on the test images.
+    """How a model of ``kind`` is scored on ``split`` (validation per epoch, :class:`ValAccuracy`).
 
     Cross-entropy and fine-tuning: the accuracy of the model's logits. SupCon, MoCo and hybrid
     (models with an ``encoder``): a k-NN vote (``KNN_K`` neighbours, cosine) of the encoder's
@@ -520,8 +565,10 @@ def _test_scorer(
     """
     batch = cfg.batch_size * 4
     if not recipes.get(kind).knn_scored:
-        test_ds = data.make_dataset(test[0], None, batch_size=batch)
-        return lambda model: float(np.mean(model.predict(test_ds, verbose=0).argmax(1) == test[1]))
+        split_ds = data.make_dataset(split[0], None, batch_size=batch)
+        return lambda model: float(
+            np.mean(model.predict(split_ds, verbose=0).argmax(1) == split[1])
+        )
     ref_x, ref_y = train
     if len(ref_x) > KNN_REFERENCE:
         from sklearn.model_selection import train_test_split
@@ -532,10 +579,10 @@ def _test_scorer(
 
     def knn(model: keras.Model) -> float:
         features = [
-            evaluation.embeddings(model.encoder, x, batch_size=batch) for x in (ref_x, test[0])
+            evaluation.embeddings(model.encoder, x, batch_size=batch) for x in (ref_x, split[0])
         ]
         k = min(KNN_K, len(ref_x))
-        return evaluation.knn_accuracy(features[0], ref_y, features[1], test[1], k=k)
+        return evaluation.knn_accuracy(features[0], ref_y, features[1], split[1], k=k)
 
     return knn
 
@@ -548,13 +595,14 @@ def budget_study(
     *,
     verbose: int = 0,
 ) -> pd.DataFrame:
-    """Train each of ``kinds`` at each seed; test accuracy against epochs and training seconds.
+    """Train each of ``kinds`` at each seed; validation accuracy against epochs and seconds.
 
     The run of ``cfg.seed`` is the one in ``run_dir`` (notebook 03's); another seed ``s`` trains
     into ``run_dir/seed<s>``. Every run is resumable and loaded when finished, so an interrupted
     study goes on where it stopped. Returns one row per kind, seed and epoch (``epoch``,
-    ``elapsed_s``, ``test_accuracy`` from ``history.csv``), plus the run's final
-    ``final_test_accuracy`` (SupCon's: the linear probe's) and ``wall_time_s``.
+    ``elapsed_s``, ``val_accuracy`` from ``history.csv``), plus the finished run's
+    ``final_val_accuracy`` and ``final_test_accuracy`` (SupCon's: the linear probe's) and
+    ``wall_time_s``.
     """
     rows = []
     for seed in seeds:
@@ -563,17 +611,14 @@ def budget_study(
             started = time.perf_counter()
             results = run(kind, dataclasses.replace(cfg, seed=seed), folder, verbose=verbose)
             if verbose:
-                print(f"seed {seed} {kind}: test accuracy {results['metrics']['test_accuracy']:.4f}"
-                      f" ({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+                print(f"seed {seed} {kind}: validation accuracy "
+                      f"{results['metrics']['val_accuracy']:.4f} "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
             for row in history(folder / kind):
-                if "test_accuracy" not in row:
-                    raise ValueError(
-                        f"{folder / kind} was trained before test accuracy was logged per epoch; "
-                        "train it again in another run_dir"
-                    )
                 rows.append({
                     "kind": kind, "seed": seed, "epoch": int(row["epoch"]),
-                    "elapsed_s": row["elapsed_s"], "test_accuracy": row["test_accuracy"],
+                    "elapsed_s": row["elapsed_s"], "val_accuracy": row["val_accuracy"],
+                    "final_val_accuracy": results["metrics"]["val_accuracy"],
                     "final_test_accuracy": results["metrics"]["test_accuracy"],
                     "wall_time_s": results["wall_time_s"],
                 })  # fmt: skip
@@ -581,36 +626,33 @@ def budget_study(
 
 
 def linear_probe(
-    encoder: keras.Model,
-    train: data.Split,
-    test: data.Split,
-    cfg: Config,
-    *,
-    verbose: int = 0,
+    encoder: keras.Model, splits: Splits, cfg: Config, *, verbose: int = 0
 ) -> tuple[keras.Model, dict[str, float]]:
-    """Fit a linear classifier on the frozen encoder's features and report test accuracy.
+    """Fit a linear classifier on the frozen encoder's features of ``splits.train`` for
+    ``cfg.probe_epochs`` epochs; its train, validation and test accuracy.
 
     The features of the un-augmented images are computed once, so the probe costs seconds on a CPU
     (the paper trains it with augmentation, which costs a forward pass per step).
     """
-    feats_train = evaluation.embeddings(encoder, train[0], batch_size=cfg.batch_size * 4)
-    feats_test = evaluation.embeddings(encoder, test[0], batch_size=cfg.batch_size * 4)
-    n_classes = int(train[1].max()) + 1
-    probe = models.linear_classifier(feats_train.shape[1], n_classes)
+    batch = cfg.batch_size * 4
+    feats = {name: evaluation.embeddings(encoder, split[0], batch_size=batch)
+             for name, split in splits._asdict().items()}  # fmt: skip
+    n_classes = int(splits.train[1].max()) + 1
+    probe = models.linear_classifier(feats["train"].shape[1], n_classes)
     probe.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     probe.fit(
-        feats_train, train[1], batch_size=cfg.batch_size, epochs=cfg.probe_epochs,
+        feats["train"], splits.train[1], batch_size=cfg.batch_size, epochs=cfg.probe_epochs,
         verbose=0, shuffle=True,
     )  # fmt: skip
-    _, train_acc = probe.evaluate(feats_train, train[1], verbose=0)
-    _, test_acc = probe.evaluate(feats_test, test[1], verbose=0)
+    metrics = {f"{name}_accuracy": float(probe.evaluate(feats[name], split[1], verbose=0)[1])
+               for name, split in splits._asdict().items()}  # fmt: skip
     if verbose:
-        print(f"linear probe: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}")
-    return probe, {"train_accuracy": float(train_acc), "test_accuracy": float(test_acc)}
+        print("linear probe: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return probe, metrics
 
 
 def _elapsed(rows: Sequence[dict[str, float]]) -> float:
@@ -633,9 +675,10 @@ def _config_differences(
     """The settings in which a saved run differs from ``wanted``, as text ("" if none).
 
     The ``ignored`` knobs are left out. A knob added to :class:`Config` after the run was saved
-    counts as its default, the behaviour the run had, so adding a knob does not orphan old runs.
+    counts as its default, the behaviour the run had, so adding a knob does not orphan old runs;
+    unless :data:`recipes.ADDED_FIELDS` gives the value older runs had instead.
     """
-    defaults = dataclasses.asdict(Config())
+    defaults = dataclasses.asdict(Config()) | recipes.ADDED_FIELDS
     keys = [k for k in dict.fromkeys([*wanted, *saved]) if k not in ignored]
     differ = [
         f"{k}: {saved.get(k, defaults.get(k))!r} there, {wanted.get(k)!r} asked"
@@ -713,11 +756,14 @@ def _train_dataset(cfg: Config, train: data.Split, n_views: int, epochs: range):
     )  # fmt: skip
 
 
-def _classifier_metrics(encoder, classifier, test, cfg) -> dict[str, float]:
-    logits = classifier.predict(
-        evaluation.embeddings(encoder, test[0], batch_size=cfg.batch_size * 4), verbose=0
-    )
-    return {"test_accuracy": float(np.mean(logits.argmax(axis=1) == test[1]))}
+def _classifier_metrics(encoder, classifier, splits: Splits, cfg: Config) -> dict[str, float]:
+    """The validation and test accuracy of a trained encoder and its classifier."""
+    metrics = {}
+    for name, (x, y) in (("val", splits.val), ("test", splits.test)):
+        features = evaluation.embeddings(encoder, x, batch_size=cfg.batch_size * 4)
+        logits = classifier.predict(features, verbose=0)
+        metrics[f"{name}_accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
+    return metrics
 
 
 def _load_models(out: Path) -> dict[str, keras.Model]:

@@ -82,7 +82,7 @@ def test_metric_bars_and_gradient_figures_draw():
 def _budget(rows):
     return pd.DataFrame(
         [
-            {"kind": kind, "seed": seed, "epoch": e, "elapsed_s": t, "test_accuracy": acc}
+            {"kind": kind, "seed": seed, "epoch": e, "elapsed_s": t, "val_accuracy": acc}
             for kind, seed, e, t, acc in rows
         ]
     )
@@ -98,7 +98,7 @@ def test_crossings_find_where_the_mean_curves_change_order():
     (cross,) = plots.crossings(table)
     assert 2.0 < cross < 3.0
     assert plots.crossings(table[table.kind == "a"]) == []
-    never = table.assign(test_accuracy=np.where(table.kind == "a", 0.9, 0.1))
+    never = table.assign(val_accuracy=np.where(table.kind == "a", 0.9, 0.1))
     assert plots.crossings(never) == []
 
 
@@ -116,11 +116,11 @@ def test_budget_curves_draw_a_band_only_with_several_seeds():
     assert len(time_axis.collections) == 1  # supcon's band
 
 
-def test_training_curves_show_test_accuracy_where_logged():
-    rows = [{"epoch": e, "loss": 1.0 / (e + 1), "test_accuracy": 0.5 + 0.1 * e} for e in range(3)]
-    fig = plots.training_curves({"supcon": rows}, test_labels={"supcon": "test accuracy (k-NN)"})
+def test_training_curves_show_validation_accuracy_where_logged():
+    rows = [{"epoch": e, "loss": 1.0 / (e + 1), "val_accuracy": 0.5 + 0.1 * e} for e in range(3)]
+    fig = plots.training_curves({"supcon": rows}, val_labels={"supcon": "validation (k-NN)"})
     twin = fig.axes[1]
-    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["test accuracy (k-NN)"]
+    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["validation (k-NN)"]
 
 
 def test_label_efficiency_curves_one_line_per_encoder_on_a_log_axis():

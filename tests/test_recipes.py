@@ -34,17 +34,20 @@ def test_every_stage_point_is_a_known_kind_and_config_field():
 def test_markdown_shows_percent_and_seconds_and_errors_only_when_any():
     table = pd.DataFrame({
         "learning_rate": [0.002, 0.005], "kind": ["supcon", "cross_entropy"],
-        "point": ["base", "x"], "error": [None, None], "test_accuracy": [0.93456, 0.9],
-        "knn_accuracy": [0.9312, None], "wall_time_s": [1234.4, 56.0],
+        "point": ["base", "x"], "error": [None, None], "val_accuracy": [0.93, 0.91],
+        "test_accuracy": [0.93456, 0.9], "knn_val_accuracy": [0.92, None],
+        "knn_test_accuracy": [0.9312, None], "wall_time_s": [1234.4, 56.0],
     })  # fmt: skip
     lines = recipes.markdown(table).splitlines()
-    assert lines[0] == "| learning_rate | kind | test_accuracy | knn_accuracy | wall_time_s |"
-    assert lines[2] == "| 0.002 | supcon | 93.46 | 93.12 | 1,234 |"
-    assert lines[3] == "| 0.005 | cross_entropy | 90.00 |  | 56 |"
-    table.loc[1, ["error", "test_accuracy", "wall_time_s"]] = ["ValueError: diverged", None, None]
+    assert lines[0] == ("| learning_rate | kind | val_accuracy | test_accuracy | knn_val_accuracy "
+                        "| knn_test_accuracy | wall_time_s |")  # fmt: skip
+    assert lines[2] == "| 0.002 | supcon | 93.00 | 93.46 | 92.00 | 93.12 | 1,234 |"
+    assert lines[3] == "| 0.005 | cross_entropy | 91.00 | 90.00 |  |  | 56 |"
+    table.loc[1, ["error", "val_accuracy", "test_accuracy", "wall_time_s"]] = [
+        "ValueError: diverged", None, None, None]  # fmt: skip
     lines = recipes.markdown(table).splitlines()
     assert "error" in lines[0]
-    assert lines[3] == "| 0.005 | cross_entropy | ValueError: diverged |  |  |  |"
+    assert lines[3] == "| 0.005 | cross_entropy | ValueError: diverged |  |  |  |  |  |"
 
 
 @pytest.mark.slow

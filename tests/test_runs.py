@@ -15,7 +15,7 @@ import pytest
 
 from supcon_utils import records, runs, training
 
-TINY = dict(dataset="digits", n_train=256, batch_size=64, epochs=3, probe_epochs=2)
+TINY = dict(dataset="digits", n_val=200, n_train=256, batch_size=64, epochs=3, probe_epochs=2)
 
 
 def _cfg(**changes) -> training.Config:
@@ -149,7 +149,8 @@ def test_a_truncated_file_is_an_error_naming_it(finished, tmp_path, name):
 def test_a_failed_start_leaves_nothing_and_blocks_no_retry(tmp_path):
     with pytest.raises(ValueError, match="dataset='digitz'; allowed: 'fashion_mnist'"):
         training.run("supcon", _cfg(dataset="digitz"), tmp_path, verbose=0)
-    with pytest.raises(ValueError, match="n_train=5000 is more than the 1,437 training images"):
+    with pytest.raises(ValueError, match="n_train=5000 is more than the 1,237 training images "
+                       "of digits left after the n_val=200 validation images"):  # fmt: skip
         training.run("supcon", _cfg(n_train=5000), tmp_path, verbose=0)
     with pytest.raises(ValueError, match="batch_size=512 is more than the 256 training images"):
         training.run("supcon", _cfg(batch_size=512), tmp_path, verbose=0)

@@ -159,7 +159,9 @@ def test_notebooks_are_found_by_stem_prefix_or_path(tmp_path):
 
 
 # digits, as in test_training: 8x8 images, offline, a second an epoch.
-TINY_CONFIG = dict(dataset="digits", n_train=256, batch_size=64, epochs=1, probe_epochs=2)
+TINY_CONFIG = dict(
+    dataset="digits", n_val=200, n_train=256, batch_size=64, epochs=1, probe_epochs=2
+)
 
 
 @pytest.mark.slow
@@ -178,7 +180,7 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
 
     assert "cross_entropy" in capsys.readouterr().out  # the failure is printed
     assert list(table.columns) == ["temperature", "use_labels", "kind", "point", "error",
-                                   "test_accuracy", "knn_accuracy", "wall_time_s"]  # fmt: skip
+                                   *sweep.METRICS, "wall_time_s"]  # fmt: skip
     assert table.point.tolist() == [
         "base", "temperature=0.5", "base", "kind=cross_entropy,use_labels=false",
         "kind=cross_entropy"]  # fmt: skip
@@ -190,12 +192,12 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
     # The refused point made no folder.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "base", "kind=cross_entropy", "sweep.csv", "temperature=0.5"]  # fmt: skip
-    for i in (0, 1):  # SupCon: its probe, and the k-NN score of its last epoch
+    for i in (0, 1):  # SupCon: its probe's and its encoder's k-NN accuracies, as in its record
         folder = tmp_path / table.point[i] / "supcon"
-        assert table.test_accuracy[i] == json.loads((folder / "results.json").read_text())[
-            "metrics"]["test_accuracy"]  # fmt: skip
-        assert table.knn_accuracy[i] == training.history(folder)[-1]["test_accuracy"]
-    assert pd.isna(table.knn_accuracy[4]) and table.test_accuracy[4] > 0.1
+        saved = json.loads((folder / "results.json").read_text())["metrics"]
+        assert table.loc[i, list(sweep.METRICS)].tolist() == [saved[m] for m in sweep.METRICS]
+        assert table.knn_val_accuracy[i] == training.history(folder)[-1]["val_accuracy"]
+    assert pd.isna(table.knn_val_accuracy[4]) and table.val_accuracy[4] > 0.1
     assert pd.read_csv(tmp_path / "sweep.csv").point.tolist() == table.point.tolist()
 
     # Again: every finished run is loaded, not trained (its files are untouched).

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supcon_utils import evaluation, models, recipes, runs, training
+from supcon_utils import data, evaluation, models, recipes, records, runs, training
 
 # digits: 8x8 images, always offline; small enough that an epoch takes a second.
 TINY = dict(
     dataset="digits",
+    n_val=200,
     n_train=256,
     batch_size=64,
     epochs=3,
@@ -55,8 +56,9 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, kind, epoch_start
     assert results["epochs_completed"] == cfg.epochs
     rows = training.history(tmp_path / kind)
     assert [row["epoch"] for row in rows] == [0, 1, 2]
-    # Per-epoch test accuracy, and training seconds counted on across the interruption.
-    assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in rows)
+    # Per-epoch validation accuracy, and training seconds counted on across the interruption.
+    assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in rows)
+    assert all("test_accuracy" not in row for row in rows)  # the test set is scored once
     elapsed = [row["elapsed_s"] for row in rows]
     assert 0 < elapsed[0] < elapsed[1] < elapsed[2]
     # Its wall time adds the epochs trained before the interruption to the resumption's own.
@@ -140,6 +142,7 @@ def test_finished_run_is_loaded_and_a_changed_config_keeps_it(tmp_path, epoch_st
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == first["metrics"]
     assert saved["resumed_after_epochs"] == 0
+    assert saved["environment"] == records.environment()  # the record's machine and commit
     files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
     epochs = epoch_starts
@@ -222,8 +225,6 @@ def test_a_run_leaves_the_global_generators_as_it_found_them_trained_or_loaded(t
 @pytest.mark.slow
 def test_a_run_trains_on_your_own_registered_arrays_as_on_a_named_dataset(tmp_path,
                                                                         own_datasets):  # fmt: skip
-    from supcon_utils import data
-
     with pytest.raises(ValueError, match="dataset='my_digits'; allowed: 'fashion_mnist'"):
         training.config("quick", **{**TINY, "dataset": "my_digits"})
     train, test = data.load_dataset("digits")
@@ -233,7 +234,7 @@ def test_a_run_trains_on_your_own_registered_arrays_as_on_a_named_dataset(tmp_pa
     theirs = training.run("supcon", dataclasses.replace(cfg, dataset="digits"), tmp_path / "d",
                           verbose=0)  # fmt: skip
     assert ours["metrics"] == theirs["metrics"]  # the same arrays, the same seeded run
-    with pytest.raises(ValueError, match="n_train=2000 is more than the 1,437 training images"):
+    with pytest.raises(ValueError, match="n_train=2000 is more than the 1,237 training images"):
         training.run("supcon", dataclasses.replace(cfg, n_train=2000), tmp_path, verbose=0)
 
 
@@ -417,8 +418,7 @@ def test_two_replicas_train_the_one_device_weights(tmp_path, two_replicas, kind)
     # SGD: Adam divides each gradient by its running size, so a float32 difference in a near-zero
     # gradient can turn into a step of the full learning rate.
     cfg = training.config("quick", **{**TINY, "epochs": 1}, optimizer="sgd", learning_rate=0.05)
-    train, _ = training.load_data(cfg)
-    batches = training._train_dataset(cfg, train, 2, range(2))
+    batches = training._train_dataset(cfg, training.load_data(cfg).train, 2, range(2))
     for whole, parts in zip(
         batches, two_replicas.experimental_distribute_dataset(batches), strict=True
     ):
@@ -442,21 +442,29 @@ def test_two_replicas_train_the_one_device_weights(tmp_path, two_replicas, kind)
 
 @pytest.mark.slow  # two short runs
 @pytest.mark.parametrize("kind", ["cross_entropy", "supcon"])
-def test_the_last_epoch_test_accuracy_is_the_final_models(tmp_path, kind):
-    """history.csv's last test accuracy is the finished model's: the classifier's accuracy for
-    cross-entropy, the k-NN vote of the encoder's features for SupCon (computed again here)."""
+def test_the_last_epochs_validation_accuracy_is_the_final_models(tmp_path, kind):
+    """history.csv's last validation accuracy is the finished model's: the classifier's accuracy
+    for cross-entropy, the k-NN vote of the encoder's features for SupCon (computed again here),
+    and the test set is scored the same way once, at the end."""
     cfg = training.config("quick", **TINY)
     results = training.run(kind, cfg, tmp_path, verbose=0)
-    last = training.history(tmp_path / kind)[-1]["test_accuracy"]
-    train, test = training.load_data(cfg)
+    metrics = results["metrics"]
+    last = training.history(tmp_path / kind)[-1]["val_accuracy"]
+    train, val, test = training.load_data(cfg)
     encoder = results["models"]["encoder"]
     if kind == "cross_entropy":
-        assert last == pytest.approx(results["metrics"]["test_accuracy"])
+        assert last == pytest.approx(metrics["val_accuracy"])
+        assert "knn_test_accuracy" not in metrics
     else:
-        features = [evaluation.embeddings(encoder, x) for x in (train[0], test[0])]
-        expected = evaluation.knn_accuracy(features[0], train[1], features[1], test[1], k=20)
-        assert last == pytest.approx(expected)
-    assert last > 0.3  # digits: far above chance (0.1)
+        reference = evaluation.embeddings(encoder, train[0])
+        for split, (x, y) in (("val", val), ("test", test)):
+            features = evaluation.embeddings(encoder, x)
+            expected = evaluation.knn_accuracy(reference, train[1], features, y, k=20)
+            assert metrics[f"knn_{split}_accuracy"] == pytest.approx(expected)
+        assert last == pytest.approx(metrics["knn_val_accuracy"])
+    # digits: far above chance (0.1); SupCon's k-NN (its 2-epoch probe is barely trained here)
+    scored = "knn_test_accuracy" if kind == "supcon" else "test_accuracy"
+    assert last > 0.3 and metrics[scored] > 0.3
 
 
 @pytest.mark.slow  # four short runs
@@ -471,8 +479,9 @@ def test_budget_study_gathers_every_epoch_of_every_seed_and_resumes(tmp_path):
     assert (tmp_path / "seed1" / "cross_entropy" / "results.json").exists()
     for _, run in table.groupby(["kind", "seed"]):
         assert run["elapsed_s"].is_monotonic_increasing
-        assert run["test_accuracy"].between(0, 1).all()
-    seeds = table.groupby(["kind", "seed"])["test_accuracy"].last().unstack()
+        assert run["val_accuracy"].between(0, 1).all()
+        assert run["final_test_accuracy"].between(0, 1).all()
+    seeds = table.groupby(["kind", "seed"])["val_accuracy"].last().unstack()
     assert (seeds[0] != seeds[1]).all(), "another seed must train another model"
     files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.keras")}
     again = training.budget_study(cfg, tmp_path, seeds=[0, 1])  # loaded, not trained again
@@ -480,10 +489,36 @@ def test_budget_study_gathers_every_epoch_of_every_seed_and_resumes(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.keras")} == files
 
 
+def test_the_validation_split_is_held_out_stratified_and_the_same_for_every_seed():
+    cfg = training.config("quick", **TINY)
+    splits = training.load_data(cfg)
+    other_seed = training.load_data(dataclasses.replace(cfg, seed=3, n_train=512))
+    np.testing.assert_array_equal(splits.val[0], other_seed.val[0])
+    assert len(splits.val[1]) == TINY["n_val"] and len(splits.train[1]) == TINY["n_train"]
+    assert np.bincount(splits.val[1]).min() >= 19  # 200 of 10 classes, stratified
+    (x_all, _), _ = data.load_dataset("digits")
+    rows = {row.tobytes(): i for i, row in enumerate(x_all)}
+    val_rows = {rows[x.tobytes()] for x in splits.val[0]}
+    for train in (splits.train, other_seed.train):  # disjoint from every n_train subset
+        assert not val_rows & {rows[x.tobytes()] for x in train[0]}
+    with pytest.raises(ValueError, match="n_val=1437 does not fit the 1,437 training images"):
+        training.load_data(dataclasses.replace(cfg, n_val=1437))
+    with pytest.raises(ValueError, match="n_val=0; allowed: 1 or more"):
+        training.config("quick", n_val=0)
+
+
+def test_a_run_from_before_the_validation_split_is_not_taken_for_one_after():
+    now = dataclasses.asdict(training.config("quick", **TINY))
+    before = {k: v for k, v in now.items() if k != "n_val"}
+    assert "n_val: 0 there, 200 asked" in training._config_differences(before, now)
+    with pytest.raises(ValueError, match="trained before n_val existed"):
+        training.saved_config({"config": before})
+
+
 def test_few_label_runs_see_the_probes_images():
     cfg = training.config("quick", **TINY, labels_per_class=3, seed=2)
-    (x, y), _ = training.load_data(cfg)
-    (x_all, y_all), _ = training.load_data(dataclasses.replace(cfg, labels_per_class=None))
+    x, y = training.load_data(cfg).train
+    x_all, y_all = training.load_data(dataclasses.replace(cfg, labels_per_class=None)).train
     assert len(x_all) == TINY["n_train"]  # the few labels are picked out of the n_train images
     keep = evaluation.few_label_subset(y_all, 3, seed=2)
     np.testing.assert_array_equal(x, x_all[keep])
@@ -548,17 +583,17 @@ def test_hybrid_at_supcon_weight_0_takes_the_cross_entropy_step():
         )
 
 
-def test_test_accuracy_every_k_epochs_and_after_the_last():
+def test_validation_accuracy_every_k_epochs_and_after_the_last():
     scored = []
-    callback = training.TestAccuracy(lambda model: len(scored.append(1) or scored) / 10, every=2)
+    callback = training.ValAccuracy(lambda model: len(scored.append(1) or scored) / 10, every=2)
     callback.set_params({"epochs": 5})
     logged = []
     for epoch in range(5):
         logs = {}
         callback.on_epoch_begin(epoch)
         callback.on_epoch_end(epoch, logs)
-        logged.append(logs["test_accuracy"])
+        logged.append(logs["val_accuracy"])
     assert np.isnan(logged[0]) and np.isnan(logged[2])
     assert [logged[1], logged[3], logged[4]] == [0.1, 0.2, 0.3]  # epochs 2, 4 and the last, 5
     with pytest.raises(ValueError, match="every must be at least 1"):
-        training.TestAccuracy(lambda model: 0.0, every=0)
+        training.ValAccuracy(lambda model: 0.0, every=0)

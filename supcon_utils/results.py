@@ -1,0 +1,294 @@
+"""Every reported number as data: records of finished runs under ``results/``, and the README's
+result tables made from them, never typed.
+
+A record is one finished training run (one recipe, one seed) of a named set: its configuration,
+validation and test metrics, seconds, the machine and TensorFlow that trained it, the commit, and
+the command that made it. ::
+
+    python -m supcon_utils.results make quick     # train notebook 03's three seeds, record them
+    python -m supcon_utils.results add runs/x --set x --command "<what made runs/x>"  # any runs
+    python -m supcon_utils.results                       # print the tables
+    python -m supcon_utils.results --write README.md     # put them between the README's markers
+    python -m supcon_utils.results --check README.md     # exit 1 when the README's differ
+
+Each set's table gives every recipe's mean ± sd over its seeds and SupCon minus cross-entropy
+paired by seed, with its 95% t interval and the verdict of :func:`supcon_utils.stats.verdict`.
+It imports nothing heavy: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from supcon_utils import records, runner, stats
+
+RESULTS_DIR = Path("results")  # relative to the project's root, where the commands run
+BEGIN = "<!-- results: made by `python -m supcon_utils.results --write README.md`; do not edit -->"
+END = "<!-- /results -->"
+LABELS = {  # the README's name of each recipe, in the tables' order
+    "cross_entropy": "cross-entropy",
+    "supcon": "SupCon + probe",
+    "hybrid": "SupCon + CE (joint)",
+    "finetune": "SupCon, fine-tuned",
+    "moco": "SupCon, momentum queue",
+}
+COLUMNS = {  # metric -> column heading; a column is shown when any record of the set has it
+    "val_accuracy": "validation accuracy",
+    "test_accuracy": "test accuracy",
+    "knn_test_accuracy": "kNN test accuracy",
+}
+COMPARED = ("supcon", "cross_entropy")  # the paired difference each table ends with: a - b
+SETS = {  # the sets the README reports: notebook 03's parameters (its budget study trains seeds)
+    "quick": {"n_seeds": 3},  # about 15 min here
+    "full": {"preset": "full", "n_seeds": 3},  # about 2.5 h here
+}
+
+
+def make(set_name: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Train the set ``set_name`` of :data:`SETS` with notebook 03 into ``runs/results-<set>``
+    (resumed where it stopped, finished runs loaded) and record its runs."""
+    if set_name not in SETS:
+        raise ValueError(f"set {set_name!r}: allowed are {', '.join(SETS)}")
+    name = f"results-{set_name}"
+    done = runner.run_all(name, SETS[set_name], ["03"])
+    if any(r.error for r in done):
+        raise RuntimeError(f"notebook 03 failed; see {runner.RUNS_DIR / name}")
+    command = f"python -m supcon_utils.results make {set_name}"
+    return add(runner.RUNS_DIR / name, set_name, command, results_dir)
+
+
+def record(run_folder: Path, set_name: str, command: str) -> dict[str, Any]:
+    """The record of the finished training run in ``run_folder`` (``<run_dir>/<kind>``)."""
+    results = json.loads((run_folder / records.RESULTS).read_text())
+    if "environment" not in results:
+        raise ValueError(
+            f"{run_folder} was trained before runs recorded their machine and commit: train it "
+            "again (delete the folder) to make a record of it"
+        )
+    return {
+        "set": set_name,
+        "kind": results["kind"],
+        "seed": results["config"]["seed"],
+        "metrics": results["metrics"],
+        "training_s": _training_seconds(run_folder),
+        "wall_time_s": results["wall_time_s"],
+        "resumed_after_epochs": results["resumed_after_epochs"],
+        "config": results["config"],
+        "environment": results["environment"],
+        "command": command,
+    }
+
+
+def add(run_dir: Path, set_name: str, command: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Record every finished training run under ``run_dir`` as ``results_dir/set/kind_seedN.json``
+    and return the files written. The set's records must share one configuration but the seed."""
+    if not set_name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"--set {set_name!r}: use letters, digits, '-' and '_' only")
+    folders = sorted(p.parent for p in Path(run_dir).rglob(records.RESULTS) if _is_training(p))
+    if not folders:
+        raise ValueError(f"no finished training run under {run_dir} (no results.json with a kind)")
+    new = [record(folder, set_name, command) for folder in folders]
+    keys = [(r["kind"], r["seed"]) for r in new]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{run_dir} holds the same recipe and seed twice: {sorted(keys)}")
+    _check_one_configuration(new, set_name)
+    out = Path(results_dir) / set_name
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rec in new:
+        path = out / f"{rec['kind']}_seed{rec['seed']}.json"
+        records.write_json(path, rec)
+        paths.append(path)
+    return paths
+
+
+def load(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict[str, Any]]]:
+    """The records under ``results_dir``, by set, each set sorted by recipe then seed."""
+    sets: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("set") != path.parent.name:
+            raise ValueError(f"{path} says set {rec.get('set')!r}; it lies in {path.parent.name!r}")
+        sets.setdefault(rec["set"], []).append(rec)
+    for name, recs in sets.items():
+        _check_one_configuration(recs, name)
+        recs.sort(key=lambda r: (_order(r["kind"]), r["seed"]))
+    return sets
+
+
+def tables(sets: dict[str, list[dict[str, Any]]]) -> str:
+    """The markdown of every set, smallest training budget first."""
+    if not sets:
+        return "No records yet: `python -m supcon_utils.results add` makes them.\n"
+
+    def budget(name: str) -> tuple[int, int, str]:
+        cfg = sets[name][0]["config"]
+        return (cfg["n_train"] or 0, cfg["epochs"], name)
+
+    return "\n".join(set_table(name, sets[name]) for name in sorted(sets, key=budget))
+
+
+def set_table(name: str, recs: Sequence[dict[str, Any]]) -> str:
+    """One set: what it trained, and where; a row per recipe; the paired difference."""
+    cfg, env = recs[0]["config"], recs[0]["environment"]
+    seeds = sorted({r["seed"] for r in recs})
+    kinds = sorted({r["kind"] for r in recs}, key=_order)
+    shown = [m for m in COLUMNS if any(m in r["metrics"] for r in recs)]
+    n_train = "all" if cfg["n_train"] is None else f"{cfg['n_train']:,}"
+    lines = [
+        f"**`{name}`**: {cfg['dataset']}, {n_train} training images ({cfg['n_val']:,} more held "
+        f"out for validation), {cfg['epochs']} epochs, batch {cfg['batch_size']}, peak learning "
+        f"rate {cfg['learning_rate']:g}; seeds {', '.join(map(str, seeds))}. "
+        f"{env['cpu_count']}-core {env['cpu']}, TensorFlow {env['tensorflow']}, commit "
+        f"{_commits(recs)}. Made by `{recs[0]['command']}`.",
+        "",
+        "| recipe | seeds | " + " | ".join(COLUMNS[m] for m in shown) + " | wall time (s) |",
+        "|---|---:|" + "---:|" * len(shown) + "---:|",
+    ]
+    for kind in kinds:
+        rows = [r for r in recs if r["kind"] == kind]
+        cells = [_percent(r["metrics"].get(m) for r in rows) for m in shown]
+        time = _mean_sd_text([r["wall_time_s"] for r in rows], "{:,.0f}")
+        lines.append(f"| {LABELS.get(kind, kind)} | {len(rows)} | {' | '.join(cells)} | {time} |")
+    lines += ["", _difference(recs), ""]
+    return "\n".join(lines)
+
+
+def readme_with_tables(readme: str, text: str) -> str:
+    """``readme`` with ``text`` between its :data:`BEGIN` and :data:`END` lines."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
+        raise ValueError(f"the README needs one line {BEGIN!r} and one {END!r} after it")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n\n{text.strip()}\n\n{END}{tail}"
+
+
+def _difference(recs: Sequence[dict[str, Any]]) -> str:
+    a, b = COMPARED
+    by = {(r["kind"], r["seed"]): r["metrics"] for r in recs}
+    seeds = sorted(s for k, s in by if k == a and (b, s) in by)
+    if not seeds:
+        return f"No seed has both {LABELS[a]} and {LABELS[b]}: no paired difference."
+    parts = []
+    for metric in ("val_accuracy", "test_accuracy"):
+        diff = stats.paired_difference(
+            [100 * by[a, s][metric] for s in seeds], [100 * by[b, s][metric] for s in seeds]
+        )
+        interval = "" if diff.n < 2 else f", 95% interval {diff.low:+.2f} to {diff.high:+.2f}"
+        parts.append((metric, diff, f"{diff.mean:+.2f} points{interval}"))
+    test = parts[1][1]
+    verdict = stats.verdict(test, f"{LABELS[a]} ahead", f"{LABELS[b]} ahead")
+    per_seed = ", ".join(
+        f"{100 * (by[a, s]['test_accuracy'] - by[b, s]['test_accuracy']):+.2f}" for s in seeds
+    )
+    return (
+        f"{LABELS[a]} minus {LABELS[b]}, paired by seed (t interval over {len(seeds)} seeds): "
+        f"validation {parts[0][2]}; test {parts[1][2]} (per seed: {per_seed}). "
+        f"On the test set: **{verdict}**."
+    )
+
+
+def _percent(values: Iterable[float | None]) -> str:
+    present = [100 * v for v in values if v is not None]
+    return _mean_sd_text(present, "{:.2f}", "%") if present else ""
+
+
+def _mean_sd_text(values: Sequence[float], fmt: str, unit: str = "") -> str:
+    mean, sd = stats.mean_sd(values)
+    if math.isnan(sd):
+        return fmt.format(mean) + unit
+    return f"{fmt.format(mean)} ± {fmt.format(sd)}{unit}"
+
+
+def _commits(recs: Sequence[dict[str, Any]]) -> str:
+    commits = sorted({r["environment"]["commit"] or "unknown" for r in recs})
+    dirty = any(r["environment"]["dirty"] for r in recs)
+    return ", ".join(commits) + (" (with uncommitted changes)" if dirty else "")
+
+
+def _order(kind: str) -> int:
+    return list(LABELS).index(kind) if kind in LABELS else len(LABELS)
+
+
+def _is_training(path: Path) -> bool:
+    content = json.loads(path.read_text())
+    return "kind" in content and "config" in content
+
+
+def _training_seconds(run_folder: Path) -> float | None:
+    """The last ``elapsed_s`` of the run's ``history.csv``: training alone, no scoring."""
+    path = run_folder / "history.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["elapsed_s"]) if rows and "elapsed_s" in rows[-1] else None
+
+
+def _check_one_configuration(recs: Sequence[dict[str, Any]], set_name: str) -> None:
+    first = {k: v for k, v in recs[0]["config"].items() if k != "seed"}
+    for rec in recs[1:]:
+        other = {k: v for k, v in rec["config"].items() if k != "seed"}
+        if other != first:
+            differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+            raise ValueError(f"set {set_name!r} mixes configurations: {', '.join(differ)} differ")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: ``add``, or print / write / check the tables."""
+    parser = argparse.ArgumentParser(
+        prog="python -m supcon_utils.results",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="the records' folder")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", type=Path, metavar="README", help="put the tables into it")
+    action.add_argument("--check", type=Path, metavar="README", help="exit 1 if its tables differ")
+    sub = parser.add_subparsers(dest="verb")
+    making = sub.add_parser("make", help="train a set of SETS (resumable) and record it")
+    making.add_argument("set", choices=list(SETS))
+    adding = sub.add_parser("add", help="record the finished runs of a run folder")
+    adding.add_argument("run_dir", type=Path)
+    adding.add_argument("--set", required=True, help="the set's name, e.g. quick or full")
+    adding.add_argument("--command", required=True, help="the command that made run_dir")
+    args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except ValueError as error:  # a bad set, run folder or README: nothing was written
+        parser.error(str(error))
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.verb in ("add", "make"):
+        if args.verb == "add":
+            paths = add(args.run_dir, args.set, args.command, args.results)
+        else:
+            paths = make(args.set, args.results)
+        print("\n".join(map(str, paths)))
+        return 0
+    text = tables(load(args.results))
+    if args.write is None and args.check is None:
+        print(text)
+        return 0
+    readme = (args.write or args.check).read_text()
+    wanted = readme_with_tables(readme, text)
+    if args.write is not None:
+        args.write.write_text(wanted)
+        return 0
+    if wanted != readme:
+        print(f"{args.check}'s result tables differ from the records under {args.results}: run "
+              f"python -m supcon_utils.results --write {args.check}", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Results as data: records of finished runs, and the README's tables generated from them."""
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from supcon_utils import records, results
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    "cpu": "Test CPU",
+    "cpu_count": 2,
+    "tensorflow": "2.21.0",
+    "commit": "abc1234",
+    "dirty": False,
+}
+CFG = {"dataset": "digits", "n_train": 400, "n_val": 100, "epochs": 3, "batch_size": 64,
+       "learning_rate": 0.002}  # fmt: skip
+TEST = {"cross_entropy": [0.80, 0.82, 0.78], "supcon": [0.83, 0.84, 0.80]}
+
+
+def _fake_run(folder: Path, kind: str, seed: int, test: float, **changes) -> None:
+    folder.mkdir(parents=True)
+    records.write_results(folder, {
+        "kind": kind,
+        "metrics": {"val_accuracy": test + 0.01, "test_accuracy": test},
+        "config": {**CFG, "seed": seed, **changes},
+        "wall_time_s": 100.0 + seed,
+        "epochs_completed": 3,
+        "resumed_after_epochs": 0,
+        "environment": ENV,
+    })  # fmt: skip
+    (folder / "history.csv").write_text("epoch,loss,elapsed_s\n0,1.0,30.5\n1,0.5,61.0\n")
+
+
+def _fake_run_dir(root: Path, **changes) -> Path:
+    for kind, accuracies in TEST.items():
+        for seed, acc in enumerate(accuracies):
+            sub = root if seed == 0 else root / f"seed{seed}"
+            _fake_run(sub / kind, kind, seed, acc, **changes)
+    return root
+
+
+def test_records_hold_the_run_and_the_tables_read_them(tmp_path):
+    paths = results.add(_fake_run_dir(tmp_path / "run"), "small", "make it", tmp_path / "res")
+    assert sorted(p.name for p in paths) == sorted(
+        f"{kind}_seed{s}.json" for kind in TEST for s in range(3)
+    )
+    rec = json.loads((tmp_path / "res/small/supcon_seed1.json").read_text())
+    assert rec["metrics"]["test_accuracy"] == 0.84 and rec["training_s"] == 61.0
+    assert rec["environment"] == ENV and rec["command"] == "make it" and rec["config"]["seed"] == 1
+
+    text = results.tables(results.load(tmp_path / "res"))
+    assert "| cross-entropy | 3 | 81.00 ± 2.00% | 80.00 ± 2.00% | 101 ± 1 |" in text
+    assert "| SupCon + probe | 3 | 83.33 ± 2.08% | 82.33 ± 2.08% | 101 ± 1 |" in text
+    # SupCon - CE per seed: +3, +2, +2 points; mean +2.33, sd 0.577, t(2) = 4.303
+    assert "test +2.33 points, 95% interval +0.90 to +3.77 (per seed: +3.00, +2.00, +2.00)" in text
+    assert "**SupCon + probe ahead**" in text
+    assert "2-core Test CPU, TensorFlow 2.21.0, commit abc1234. Made by `make it`." in text
+
+
+def test_an_interval_holding_zero_is_not_separated(tmp_path):
+    TEST_OLD = dict(TEST)
+    try:
+        TEST["supcon"] = [0.81, 0.80, 0.79]  # -> +1, -2, +1 points
+        results.add(_fake_run_dir(tmp_path / "run"), "small", "make it", tmp_path / "res")
+    finally:
+        TEST.update(TEST_OLD)
+    text = results.tables(results.load(tmp_path / "res"))
+    assert "**not separated at this budget**" in text
+
+
+def test_what_cannot_be_a_record_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no finished training run"):
+        results.add(tmp_path, "small", "x", tmp_path / "res")
+    _fake_run_dir(tmp_path / "a")
+    _fake_run(tmp_path / "a/seed3/supcon", "supcon", 3, 0.8, epochs=4)
+    with pytest.raises(ValueError, match="mixes configurations: epochs differ"):
+        results.add(tmp_path / "a", "small", "x", tmp_path / "res")
+    _fake_run(tmp_path / "b/supcon", "supcon", 0, 0.8)
+    _fake_run(tmp_path / "b/again/supcon", "supcon", 0, 0.8)
+    with pytest.raises(ValueError, match="same recipe and seed twice"):
+        results.add(tmp_path / "b", "small", "x", tmp_path / "res")
+    with pytest.raises(ValueError, match="letters, digits"):
+        results.add(tmp_path / "b", "../x", "x", tmp_path / "res")
+    old = tmp_path / "c/supcon"
+    _fake_run(old, "supcon", 0, 0.8)
+    saved = json.loads((old / records.RESULTS).read_text())
+    del saved["environment"]
+    records.write_json(old / records.RESULTS, saved)
+    with pytest.raises(ValueError, match="train it again"):
+        results.add(tmp_path / "c", "small", "x", tmp_path / "res")
+
+
+def test_write_then_check_and_an_edited_number_fails_the_check(tmp_path):
+    results.add(_fake_run_dir(tmp_path / "run"), "small", "make it", tmp_path / "res")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{results.BEGIN}\nold\n{results.END}\n\nafter\n")
+    res = ["--results", str(tmp_path / "res")]
+    assert results.main([*res, "--write", str(readme)]) == 0
+    written = readme.read_text()
+    assert written.endswith(f"{results.END}\n\nafter\n") and "old" not in written
+    assert results.main([*res, "--check", str(readme)]) == 0
+    readme.write_text(readme.read_text().replace("80.00 ± 2.00%", "80.10 ± 2.00%"))
+    assert results.main([*res, "--check", str(readme)]) == 1
+
+
+def test_environment_names_this_machine_and_this_checkouts_commit():
+    env = records.environment()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert env["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert env["cpu_count"] == os.cpu_count() and env["cpu"]
+    assert env["tensorflow"] == metadata.version("tensorflow")
+    assert env["python"] == platform.python_version()
+    assert env["dirty"] in ((True, False) if head.returncode == 0 else (None,))
