@@ -5,13 +5,14 @@
     python benchmarks/recipes.py --stage lr --tiny  # a check that it runs (about 2 min)
 
 Each stage trains its points through ``sweep.config_sweep`` into ``runs/recipes/<stage>/``
-(resumable: a finished run is loaded, an interrupted one resumes from its last epoch), then
-prints a markdown table: the settings that differ from the stage's preset, the validation and
-test accuracy of each run's classifier (cross-entropy: its own; SupCon: the linear probe on the
-frozen encoder) and SupCon's k-NN accuracies (``sweep.METRICS``), and the wall time of training
-(SupCon's includes its probe; the per-epoch scoring is left to the last epoch, so it is not
-counted). Choose on the validation columns. The table is also
-``runs/recipes/<stage>/recipes.csv``.
+(resumable: a finished run is loaded, an interrupted one resumes from its last epoch), records
+them as the set ``recipes-<stage>`` under ``results/`` (not with ``--tiny``), and prints the set's
+table (``supcon_utils.results.set_table``): the settings searched, the validation and test
+accuracy of each run's classifier (cross-entropy: its own; SupCon: the linear probe on the
+frozen encoder), SupCon's k-NN test accuracy and the wall time of training (SupCon's includes its
+probe; the per-epoch scoring is left to the last epoch, so it is not counted), and for each
+recipe the setting its validation accuracy chose (``results.chosen``: the test set chooses
+nothing). The sweep's own table is ``runs/recipes/<stage>/recipes.csv``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 import supcon_utils
 
 supcon_utils.setup_tensorflow()  # before `training` loads TensorFlow (oneDNN, quiet logs)
-from supcon_utils import runner, sweep, training  # noqa: E402
+from supcon_utils import results, runner, sweep, training  # noqa: E402
 
 KINDS = ("cross_entropy", "supcon")  # the two recipes notebook 03 compares
 # stage -> (preset, points). A point is Config overrides plus its kind.
@@ -55,20 +56,6 @@ def run_stage(stage: str, runs_dir: Path = runner.RUNS_DIR, tiny: bool = False) 
     return table
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """The table as markdown: accuracies in percent, times in seconds."""
-    shown = table.drop(columns=["point"]).copy()
-    for col in sweep.METRICS:
-        shown[col] = [f"{100 * v:.2f}" if pd.notna(v) else "" for v in shown[col]]
-    shown["wall_time_s"] = [f"{v:,.0f}" if pd.notna(v) else "" for v in shown["wall_time_s"]]
-    if shown["error"].isna().all():
-        shown = shown.drop(columns=["error"])
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    for row in shown.itertuples(index=False):
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True, choices=sorted(STAGES))
@@ -76,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=runner.RUNS_DIR)
     args = parser.parse_args(argv)
     table = run_stage(args.stage, args.runs_dir, tiny=args.tiny)
-    print(markdown(table))
+    run_dir = args.runs_dir / "recipes" / (f"{args.stage}-tiny" if args.tiny else args.stage)
+    name, command = f"recipes-{args.stage}", f"python benchmarks/recipes.py --stage {args.stage}"
+    if not args.tiny:
+        results.add(run_dir, name, command)
+    print(results.set_table(name, list(results.records_of(run_dir, name, command).values())))
+    for row in table[table["error"].notna()].itertuples():
+        print(f"{row.point} ({row.kind}) failed: {row.error}")
     return int(table["error"].notna().any())
 
 

@@ -8,11 +8,13 @@ the command that made it. ::
     python -m supcon_utils.results make quick     # train notebook 03's three seeds, record them
     python -m supcon_utils.results add runs/x --set x --command "<what made runs/x>"  # any runs
     python -m supcon_utils.results                       # print the tables
-    python -m supcon_utils.results --write README.md     # put them between the README's markers
+    python -m supcon_utils.results --write README.md     # fill the README's results blocks
     python -m supcon_utils.results --check README.md     # exit 1 when the README's differ
 
 Each set's table gives every recipe's mean ± sd over its seeds and SupCon minus cross-entropy
 paired by seed, with its 95% t interval and the verdict of :func:`supcon_utils.stats.verdict`.
+A set whose runs differ in settings besides the seed (a search, e.g. of the learning rate) has a
+row per setting instead, and says which one each recipe's validation accuracy chose.
 It imports nothing heavy: no TensorFlow.
 """
 
@@ -22,6 +24,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,8 +33,8 @@ from typing import Any
 from supcon_utils import records, runner, stats
 
 RESULTS_DIR = Path("results")  # relative to the project's root, where the commands run
-BEGIN = "<!-- results: made by `python -m supcon_utils.results --write README.md`; do not edit -->"
-END = "<!-- /results -->"
+# A block of the README made here: `<!-- results: SET [SET ...] -->`, tables, `<!-- /results -->`
+BLOCK = re.compile(r"(<!-- results: (?P<sets>[\w\- ]+) -->\n).*?(\n<!-- /results -->)", re.S)
 LABELS = {  # the README's name of each recipe, in the tables' order
     "cross_entropy": "cross-entropy",
     "supcon": "SupCon + probe",
@@ -87,40 +90,87 @@ def record(run_folder: Path, set_name: str, command: str) -> dict[str, Any]:
 
 
 def add(run_dir: Path, set_name: str, command: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """Record every finished training run under ``run_dir`` as ``results_dir/set/kind_seedN.json``
-    and return the files written. The set's records must share one configuration but the seed."""
+    """Record every finished training run under ``run_dir`` in ``results_dir/<set_name>/`` (in
+    place of the set's former records) and return the files written."""
     if not set_name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"--set {set_name!r}: use letters, digits, '-' and '_' only")
-    folders = sorted(p.parent for p in Path(run_dir).rglob(records.RESULTS) if _is_training(p))
-    if not folders:
-        raise ValueError(f"no finished training run under {run_dir} (no results.json with a kind)")
-    new = [record(folder, set_name, command) for folder in folders]
-    keys = [(r["kind"], r["seed"]) for r in new]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"{run_dir} holds the same recipe and seed twice: {sorted(keys)}")
-    _check_one_configuration(new, set_name)
+    new = records_of(run_dir, set_name, command)
     out = Path(results_dir) / set_name
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for rec in new:
-        path = out / f"{rec['kind']}_seed{rec['seed']}.json"
-        records.write_json(path, rec)
-        paths.append(path)
-    return paths
+    for old in out.glob("*.json"):
+        old.unlink()
+    for name, rec in new.items():
+        records.write_json(out / name, rec)
+    return [out / name for name in new]
+
+
+def records_of(run_dir: Path, set_name: str, command: str) -> dict[str, dict[str, Any]]:
+    """The records of the finished training runs under ``run_dir``, by their file's name."""
+    run_dir = Path(run_dir)
+    folders = sorted(p.parent for p in run_dir.rglob(records.RESULTS) if _is_training(p))
+    if not folders:
+        raise ValueError(f"no finished training run under {run_dir} (no results.json with a kind)")
+    found = [record(folder, set_name, command) for folder in folders]
+    fields = varying(found)
+    keys = [(r["kind"], r["seed"], _setting(r, fields)) for r in found]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{run_dir} holds one recipe, seed and setting twice: {sorted(keys)}")
+    return {_file_name(r, fields): r for r in found}
 
 
 def load(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict[str, Any]]]:
-    """The records under ``results_dir``, by set, each set sorted by recipe then seed."""
+    """The records under ``results_dir``, by set, each sorted by recipe, setting, then seed."""
     sets: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(Path(results_dir).glob("*/*.json")):
         rec = json.loads(path.read_text())
         if rec.get("set") != path.parent.name:
             raise ValueError(f"{path} says set {rec.get('set')!r}; it lies in {path.parent.name!r}")
         sets.setdefault(rec["set"], []).append(rec)
-    for name, recs in sets.items():
-        _check_one_configuration(recs, name)
-        recs.sort(key=lambda r: (_order(r["kind"]), r["seed"]))
+    for recs in sets.values():
+        fields = varying(recs)
+        recs.sort(key=lambda r: (_order(r["kind"]), repr(_setting(r, fields)), r["seed"]))
     return sets
+
+
+def varying(recs: Sequence[dict[str, Any]]) -> list[str]:
+    """The configuration fields, seed aside, that take more than one value in ``recs``."""
+    fields = sorted({k for r in recs for k in r["config"]} - {"seed"})
+    return [f for f in fields if len({repr(r["config"].get(f)) for r in recs}) > 1]
+
+
+def chosen(recs: Sequence[dict[str, Any]]) -> dict[str, tuple]:
+    """Each recipe's setting (values of :func:`varying`) of highest mean validation accuracy.
+
+    It reads ``val_accuracy`` and nothing else: the test set chooses nothing."""
+    fields = varying(recs)
+    scores: dict[tuple[str, tuple], list[float]] = {}
+    for r in recs:
+        scores.setdefault((r["kind"], _setting(r, fields)), []).append(r["metrics"]["val_accuracy"])
+    best: dict[str, tuple] = {}
+    for (kind, setting), values in sorted(scores.items(), key=lambda kv: repr(kv[0])):
+        mean = sum(values) / len(values)
+        if kind not in best or mean > best[kind][1]:
+            best[kind] = (setting, mean)
+    return {kind: setting for kind, (setting, _) in best.items()}
+
+
+def chosen_for_all(recs: Sequence[dict[str, Any]]) -> tuple:
+    """The setting, among those every recipe ran, of the highest mean over recipes of each
+    recipe's mean validation accuracy: one setting for a preset that trains them all."""
+    fields = varying(recs)
+    kinds = {r["kind"] for r in recs}
+    scores: dict[tuple, dict[str, list[float]]] = {}
+    for r in recs:
+        by_kind = scores.setdefault(_setting(r, fields), {})
+        by_kind.setdefault(r["kind"], []).append(r["metrics"]["val_accuracy"])
+    shared = {k: v for k, v in scores.items() if set(v) == kinds}
+    if not shared:
+        raise ValueError("no setting was run by every recipe of the set")
+
+    def score(setting: tuple) -> float:
+        return sum(sum(v) / len(v) for v in shared[setting].values()) / len(kinds)
+
+    return max(sorted(shared, key=repr), key=score)
 
 
 def tables(sets: dict[str, list[dict[str, Any]]]) -> str:
@@ -128,46 +178,74 @@ def tables(sets: dict[str, list[dict[str, Any]]]) -> str:
     if not sets:
         return "No records yet: `python -m supcon_utils.results add` makes them.\n"
 
-    def budget(name: str) -> tuple[int, int, str]:
+    def budget(name: str) -> tuple[float, int, str]:
         cfg = sets[name][0]["config"]
-        return (cfg["n_train"] or 0, cfg["epochs"], name)
+        return (math.inf if cfg["n_train"] is None else cfg["n_train"], cfg["epochs"], name)
 
     return "\n".join(set_table(name, sets[name]) for name in sorted(sets, key=budget))
 
 
 def set_table(name: str, recs: Sequence[dict[str, Any]]) -> str:
-    """One set: what it trained, and where; a row per recipe; the paired difference."""
+    """One set: what it trained, and where; a row per recipe and setting; for a set of one
+    setting, the paired difference; for several, the one each recipe's validation chose."""
     cfg, env = recs[0]["config"], recs[0]["environment"]
-    seeds = sorted({r["seed"] for r in recs})
-    kinds = sorted({r["kind"] for r in recs}, key=_order)
+    fields = varying(recs)
     shown = [m for m in COLUMNS if any(m in r["metrics"] for r in recs)]
-    n_train = "all" if cfg["n_train"] is None else f"{cfg['n_train']:,}"
+    facts = {
+        "n_train": f"{'all' if cfg['n_train'] is None else format(cfg['n_train'], ',')} training "
+        f"images ({cfg['n_val']:,} more held out for validation)",
+        "epochs": f"{cfg['epochs']} epochs",
+        "batch_size": f"batch {cfg['batch_size']}",
+        "learning_rate": f"peak learning rate {cfg['learning_rate']:g}",
+    }
+    told = [text for field, text in facts.items() if field not in fields]
+    seeds = sorted({r["seed"] for r in recs})
     lines = [
-        f"**`{name}`**: {cfg['dataset']}, {n_train} training images ({cfg['n_val']:,} more held "
-        f"out for validation), {cfg['epochs']} epochs, batch {cfg['batch_size']}, peak learning "
-        f"rate {cfg['learning_rate']:g}; seeds {', '.join(map(str, seeds))}. "
+        f"**`{name}`**: {cfg['dataset']}, {', '.join(told)}; seeds {', '.join(map(str, seeds))}. "
         f"{env['cpu_count']}-core {env['cpu']}, TensorFlow {env['tensorflow']}, commit "
         f"{_commits(recs)}. Made by `{recs[0]['command']}`.",
         "",
-        "| recipe | seeds | " + " | ".join(COLUMNS[m] for m in shown) + " | wall time (s) |",
-        "|---|---:|" + "---:|" * len(shown) + "---:|",
-    ]
-    for kind in kinds:
-        rows = [r for r in recs if r["kind"] == kind]
-        cells = [_percent(r["metrics"].get(m) for r in rows) for m in shown]
-        time = _mean_sd_text([r["wall_time_s"] for r in rows], "{:,.0f}")
-        lines.append(f"| {LABELS.get(kind, kind)} | {len(rows)} | {' | '.join(cells)} | {time} |")
-    lines += ["", _difference(recs), ""]
-    return "\n".join(lines)
+        "| recipe | " + "".join(f"{f} | " for f in fields) + "seeds | "
+        + " | ".join(COLUMNS[m] for m in shown) + " | wall time (s) |"
+        + (" chosen on validation |" if fields else ""),
+        "|---|" + "---:|" * (len(fields) + 1 + len(shown) + 1) + ("---|" if fields else ""),
+    ]  # fmt: skip
+    best = chosen(recs) if fields else {}
+    groups: dict[tuple[str, tuple], list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault((r["kind"], _setting(r, fields)), []).append(r)
+    for (kind, setting), rows in groups.items():
+        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in setting]
+        cells += [str(len(rows))] + [_percent(r["metrics"].get(m) for r in rows) for m in shown]
+        cells.append(_mean_sd_text([r["wall_time_s"] for r in rows], "{:,.0f}"))
+        if fields:
+            cells.append("yes" if best.get(kind) == setting else "")
+        lines.append(f"| {LABELS.get(kind, kind)} | {' | '.join(cells)} |")
+    if not fields:
+        lines += ["", _difference(recs)]
+    elif len(groups) > 1 and len({r["kind"] for r in recs}) > 1:
+        both = ", ".join(f"{f} {v:g}" if isinstance(v, float) else f"{f} {v}"
+                         for f, v in zip(fields, chosen_for_all(recs), strict=True))  # fmt: skip
+        lines += ["", f"One setting for all recipes (the best mean of their validation "
+                      f"accuracies): **{both}**."]  # fmt: skip
+    return "\n".join([*lines, ""])
 
 
-def readme_with_tables(readme: str, text: str) -> str:
-    """``readme`` with ``text`` between its :data:`BEGIN` and :data:`END` lines."""
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
-        raise ValueError(f"the README needs one line {BEGIN!r} and one {END!r} after it")
-    head, rest = readme.split(BEGIN)
-    _, tail = rest.split(END)
-    return f"{head}{BEGIN}\n\n{text.strip()}\n\n{END}{tail}"
+def readme_with_tables(readme: str, sets: dict[str, list[dict[str, Any]]]) -> str:
+    """``readme`` with each :data:`BLOCK` holding the tables of the sets it names."""
+    if not BLOCK.search(readme):
+        raise ValueError("the README has no block '<!-- results: SET ... -->' ... "
+                         "'<!-- /results -->' to write the tables into")  # fmt: skip
+
+    def fill(block: re.Match) -> str:
+        text = "\n".join(
+            set_table(name, sets[name]) if name in sets
+            else f"No records of `{name}` yet: `python -m supcon_utils.results make {name}`.\n"
+            for name in block["sets"].split()
+        )  # fmt: skip
+        return f"{block[1]}\n{text.strip()}\n{block[3]}"
+
+    return BLOCK.sub(fill, readme)
 
 
 def _difference(recs: Sequence[dict[str, Any]]) -> str:
@@ -232,13 +310,15 @@ def _training_seconds(run_folder: Path) -> float | None:
     return float(rows[-1]["elapsed_s"]) if rows and "elapsed_s" in rows[-1] else None
 
 
-def _check_one_configuration(recs: Sequence[dict[str, Any]], set_name: str) -> None:
-    first = {k: v for k, v in recs[0]["config"].items() if k != "seed"}
-    for rec in recs[1:]:
-        other = {k: v for k, v in rec["config"].items() if k != "seed"}
-        if other != first:
-            differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
-            raise ValueError(f"set {set_name!r} mixes configurations: {', '.join(differ)} differ")
+def _setting(rec: dict[str, Any], fields: Sequence[str]) -> tuple:
+    return tuple(rec["config"].get(f) for f in fields)
+
+
+def _file_name(rec: dict[str, Any], fields: Sequence[str]) -> str:
+    """``supcon_seed1.json``; in a search, ``supcon_learning_rate-0.005_seed0.json``."""
+    settings = "".join(f"_{f}-{v:g}" if isinstance(v, float) else f"_{f}-{v}"
+                       for f, v in zip(fields, _setting(rec, fields), strict=True))  # fmt: skip
+    return f"{rec['kind']}{settings}_seed{rec['seed']}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,12 +354,12 @@ def _main(args: argparse.Namespace) -> int:
             paths = make(args.set, args.results)
         print("\n".join(map(str, paths)))
         return 0
-    text = tables(load(args.results))
+    sets = load(args.results)
     if args.write is None and args.check is None:
-        print(text)
+        print(tables(sets))
         return 0
     readme = (args.write or args.check).read_text()
-    wanted = readme_with_tables(readme, text)
+    wanted = readme_with_tables(readme, sets)
     if args.write is not None:
         args.write.write_text(wanted)
         return 0

@@ -31,28 +31,9 @@ def test_every_stage_point_is_a_known_kind_and_config_field():
             assert set(point) - {"kind"} <= fields
 
 
-def test_markdown_shows_percent_and_seconds_and_errors_only_when_any():
-    table = pd.DataFrame({
-        "learning_rate": [0.002, 0.005], "kind": ["supcon", "cross_entropy"],
-        "point": ["base", "x"], "error": [None, None], "val_accuracy": [0.93, 0.91],
-        "test_accuracy": [0.93456, 0.9], "knn_val_accuracy": [0.92, None],
-        "knn_test_accuracy": [0.9312, None], "wall_time_s": [1234.4, 56.0],
-    })  # fmt: skip
-    lines = recipes.markdown(table).splitlines()
-    assert lines[0] == ("| learning_rate | kind | val_accuracy | test_accuracy | knn_val_accuracy "
-                        "| knn_test_accuracy | wall_time_s |")  # fmt: skip
-    assert lines[2] == "| 0.002 | supcon | 93.00 | 93.46 | 92.00 | 93.12 | 1,234 |"
-    assert lines[3] == "| 0.005 | cross_entropy | 91.00 | 90.00 |  |  | 56 |"
-    table.loc[1, ["error", "val_accuracy", "test_accuracy", "wall_time_s"]] = [
-        "ValueError: diverged", None, None, None]  # fmt: skip
-    lines = recipes.markdown(table).splitlines()
-    assert "error" in lines[0]
-    assert lines[3] == "| 0.005 | cross_entropy | ValueError: diverged |  |  |  |  |  |"
-
-
 @pytest.mark.slow
-def test_tiny_stage_trains_each_point_and_loads_it_the_second_time(tmp_path, monkeypatch):
-    points = [{"kind": "cross_entropy", "learning_rate": 1e-3}]
+def test_tiny_stage_trains_each_point_and_loads_it_the_second_time(tmp_path, monkeypatch, capsys):
+    points = [{"kind": "cross_entropy", "learning_rate": lr} for lr in (1e-3, 3e-3)]
     monkeypatch.setitem(recipes.STAGES, "one", ("quick", points))
     monkeypatch.setitem(recipes.TINY, "n_train", 200)
     table = recipes.run_stage("one", tmp_path, tiny=True)
@@ -62,3 +43,11 @@ def test_tiny_stage_trains_each_point_and_loads_it_the_second_time(tmp_path, mon
     assert list(saved.columns) == list(table.columns)
     again = recipes.run_stage("one", tmp_path, tiny=True)
     assert again["wall_time_s"][0] == table["wall_time_s"][0]  # loaded, not trained again
+
+    monkeypatch.chdir(tmp_path)  # a tiny stage records nothing under results/
+    assert recipes.main(["--stage", "one", "--tiny", "--runs-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    best = table["learning_rate"][table["val_accuracy"].idxmax()]  # chosen on validation
+    chosen = [line for line in printed.splitlines() if line.endswith("| yes |")]
+    assert len(chosen) == 1 and chosen[0].startswith(f"| cross-entropy | {best:g} | 1 |")
+    assert not (tmp_path / "results").exists()

@@ -130,7 +130,7 @@ def test_deleted_config_still_refuses_another_configuration(finished, tmp_path, 
     run_dir, out = _copy(finished, tmp_path)
     (out / "config.json").unlink()
     with pytest.raises(ValueError, match=r"another configuration \(epochs: 3 there, 1 asked; "
-                       r"learning_rate: 0.002 there, 0.05 asked\)"):  # fmt: skip
+                       r"learning_rate: 0.005 there, 0.05 asked\)"):  # fmt: skip
         training.run("cross_entropy", _cfg(epochs=1, learning_rate=0.05), run_dir, verbose=0)
     epochs = epoch_starts
     again = training.run("cross_entropy", _cfg(), run_dir, callbacks=[epochs], verbose=0)
