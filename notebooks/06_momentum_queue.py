@@ -38,7 +38,7 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, one seed). Its
 # batch-64 and batch-512 SupCon runs are loaded from `run_dir/sweeps` when notebook 05 has run
-# (the same configurations, so the same runs); then only the queue runs train: **132 s** with
+# (the same configurations, so the same runs); then only the queue runs train: **147 s** with
 # papermill on a 2-core AMD EPYC (measured 2026-12-06), about 2 minutes more without notebook 05's runs.
 
 # %% tags=["parameters"]
@@ -193,17 +193,17 @@ fig.savefig(out_dir / "momentum_queue.png", dpi=100)
 table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4)
 
 # %% [markdown]
-# In the committed run the queue does not help: at batch 64 the probe reaches 80.6% without it,
-# 79.6% with 1,024 keys and 79.4% with 4,096; the 20-NN vote 81.6%, 81.1% and 80.9%. Differences
-# of a point or less, from one seed, are not separated from the noise. A step with the queue cost
-# 18% more in this run (119 against 101 ms above: the key encoder's forward pass and the wider
-# similarity matrix; earlier runs measured 10% and 42%, and step times on this machine swing). The
-# table's epoch times cannot show it: the batch-64 run is notebook 05's, whose wall time there
-# (57 s) was its sweep's longest, while the queue runs trained here. And the batch of
-# 512 is not the ceiling the queue should reach at this budget: it is 12 points behind batch 64
-# (68.2%), because it takes 21
-# optimizer steps where batch 64 takes 186 (notebook 05). At batch 64 on ten classes an anchor
-# already has about 12 positives and 115 negatives in its batch; thousands more add little here.
+# In the committed run the queue does not help: on validation, at batch 64 the probe reaches
+# 78.6% without it, 77.4% with 1,024 keys and 77.4% with 4,096; the 20-NN vote 80.4%, 79.2% and
+# 79.1%. Differences of about a point, from one seed, are not separated from the noise. A step with
+# the queue cost 27% more in this run (121 against 95 ms above: the key encoder's forward pass and
+# the wider similarity matrix; earlier runs measured 10% to 42%, and step times on this machine
+# swing), and the table's seconds per epoch say the same (18.5 and 22.3 s against 15.2 s; the
+# batch-64 run is notebook 05's, trained in its sweep). And the batch of 512 is not the ceiling
+# the queue should reach at this budget: it is 10 points behind batch 64 (68.8%), because it
+# takes 21 optimizer steps where batch 64 takes 186 (notebook 05). At batch 64 on ten classes an
+# anchor already has about 12 positives and 115 negatives in its batch; thousands more add little
+# here.
 
 # %% [markdown]
 # ## When the queue helps, and what stale keys cost

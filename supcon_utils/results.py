@@ -255,21 +255,18 @@ def _difference(recs: Sequence[dict[str, Any]]) -> str:
     if not seeds:
         return f"No seed has both {LABELS[a]} and {LABELS[b]}: no paired difference."
     parts = []
-    for metric in ("val_accuracy", "test_accuracy"):
+    for split, metric in (("validation", "val_accuracy"), ("test", "test_accuracy")):
         diff = stats.paired_difference(
             [100 * by[a, s][metric] for s in seeds], [100 * by[b, s][metric] for s in seeds]
         )
         interval = "" if diff.n < 2 else f", 95% interval {diff.low:+.2f} to {diff.high:+.2f}"
-        parts.append((metric, diff, f"{diff.mean:+.2f} points{interval}"))
-    test = parts[1][1]
-    verdict = stats.verdict(test, f"{LABELS[a]} ahead", f"{LABELS[b]} ahead")
-    per_seed = ", ".join(
-        f"{100 * (by[a, s]['test_accuracy'] - by[b, s]['test_accuracy']):+.2f}" for s in seeds
-    )
+        per_seed = ", ".join(f"{100 * (by[a, s][metric] - by[b, s][metric]):+.2f}" for s in seeds)
+        verdict = stats.verdict(diff, f"{LABELS[a]} ahead", f"{LABELS[b]} ahead")
+        parts.append(f"{split} {diff.mean:+.2f} points{interval} (per seed: {per_seed}): "
+                     f"**{verdict}**")  # fmt: skip
     return (
         f"{LABELS[a]} minus {LABELS[b]}, paired by seed (t interval over {len(seeds)} seeds): "
-        f"validation {parts[0][2]}; test {parts[1][2]} (per seed: {per_seed}). "
-        f"On the test set: **{verdict}**."
+        f"{'; '.join(parts)}."
     )
 
 

@@ -60,8 +60,10 @@ def test_records_hold_the_run_and_the_tables_read_them(tmp_path):
     assert "| cross-entropy | 3 | 81.00 ± 2.00% | 80.00 ± 2.00% | 101 ± 1 |" in text
     assert "| SupCon + probe | 3 | 83.33 ± 2.08% | 82.33 ± 2.08% | 101 ± 1 |" in text
     # SupCon - CE per seed: +3, +2, +2 points; mean +2.33, sd 0.577, t(2) = 4.303
-    assert "test +2.33 points, 95% interval +0.90 to +3.77 (per seed: +3.00, +2.00, +2.00)" in text
-    assert "**SupCon + probe ahead**" in text
+    assert (
+        "test +2.33 points, 95% interval +0.90 to +3.77 (per seed: +3.00, +2.00, +2.00): "
+        "**SupCon + probe ahead**." in text
+    )
     assert "2-core Test CPU, TensorFlow 2.21.0, commit abc1234. Made by `make it`." in text
 
 
@@ -73,7 +75,7 @@ def test_an_interval_holding_zero_is_not_separated(tmp_path):
     finally:
         TEST.update(TEST_OLD)
     text = results.tables(results.load(tmp_path / "res"))
-    assert "**not separated at this budget**" in text
+    assert "(per seed: +1.00, -2.00, +1.00): **not separated at this budget**." in text
 
 
 def test_what_cannot_be_a_record_is_refused(tmp_path):
@@ -162,3 +164,10 @@ def test_the_readmes_result_tables_are_made_from_the_committed_records():
     )
     blocks = "".join(m[0] for m in results.BLOCK.finditer(readme))
     assert re.search(r"\d+\.\d\d ± \d+\.\d\d%", blocks), "the README shows no seeded result"
+
+
+def test_the_presets_learning_rate_is_the_one_the_recorded_search_chose():
+    from supcon_utils import training
+
+    (rate,) = results.chosen_for_all(results.load(ROOT / "results")["recipes-lr"])
+    assert training.PRESETS["quick"].learning_rate == rate == training.PRESETS["full"].learning_rate
