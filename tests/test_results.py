@@ -134,11 +134,18 @@ def test_a_search_gets_a_row_per_setting_and_validation_alone_chooses(tmp_path):
 def test_write_then_check_and_an_edited_number_fails_the_check(tmp_path):
     results.add(_fake_run_dir(tmp_path / "run"), "small", "make it", tmp_path / "res")
     readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\n<!-- results: small -->\nold\n<!-- /results -->\n\nafter\n")
+    readme.write_text(
+        "# Title\n\n<!-- results: small -->\nold\n<!-- /results -->\n\nbetween\n\n"
+        "<!-- results: other -->\n<!-- /results -->\n\nafter\n"
+    )  # two blocks, one of them empty: each filled, the text around them kept
     res = ["--results", str(tmp_path / "res")]
     assert results.main([*res, "--write", str(readme)]) == 0
     written = readme.read_text()
     assert written.endswith("<!-- /results -->\n\nafter\n") and "old" not in written
+    assert (
+        "<!-- /results -->\n\nbetween\n\n<!-- results: other -->\n\nNo records of `other`"
+        in written
+    )
     assert results.set_table("small", results.load(tmp_path / "res")["small"]) in written
     assert results.main([*res, "--check", str(readme)]) == 0
     readme.write_text(readme.read_text().replace("80.00 ± 2.00%", "80.10 ± 2.00%"))
