@@ -1,6 +1,8 @@
-"""Packaging: conda and pip install the same dependencies; one repository address everywhere."""
+"""Packaging: conda and pip install the same dependencies; one repository address everywhere;
+the license, citation and changelog agree with the package's metadata."""
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -11,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _pyproject_requirements() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    return set(project["dependencies"]) | set(extras["dev"]) | set(extras["jupyter"])
 
 
 def _environment_pip_requirements() -> set[str]:
@@ -49,3 +52,37 @@ def test_readme_and_every_notebook_point_at_the_one_repository():
     for name, text in texts.items():
         for url in re.findall(r"github\.com/[\w.-]+/[\w.-]+", text):
             assert url == f"github.com/{slug}", f"{name} names another repository: {url}"
+
+
+def test_license_citation_and_changelog_agree_with_the_package():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert cff["repository-code"] == _repository() and cff["version"] == project["version"]
+    paper = cff["preferred-citation"]
+    assert (paper["title"], paper["year"]) == ("Supervised Contrastive Learning", 2020)
+    assert paper["authors"][0]["family-names"] == "Khosla" and len(paper["authors"]) == 9
+    dates = re.findall(r"^## (\d{4}-\d{2}-\d{2})$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert dates and dates == sorted(dates, reverse=True), "CHANGELOG: dated sections, newest first"
+
+
+def test_every_third_party_module_the_code_imports_is_declared():
+    declared = {re.split(r"[<>=!~ ]", r)[0].lower() for r in _pyproject_requirements()}
+    sources = [p for d in ("supcon_utils", "tests", "scripts", "benchmarks", "notebooks")
+               for p in (ROOT / d).glob("*.py")]  # fmt: skip
+    local = {p.stem for p in sources} | {"supcon_utils"}
+    pattern = re.compile(r"^\s*(?:import (\w+)|from (\w+)[\w.]* import )", re.M)
+    imported = {a or b for p in sources for a, b in pattern.findall(p.read_text())}
+    distribution = {
+        "sklearn": "scikit-learn",
+        "yaml": "pyyaml",
+        "PIL": "pillow",
+        "IPython": "ipykernel",
+    }
+    missing = sorted(
+        m for m in imported - local - set(sys.stdlib_module_names)
+        if distribution.get(m, m).lower() not in declared
+    )  # fmt: skip
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
