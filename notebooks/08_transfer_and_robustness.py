@@ -56,22 +56,31 @@ run_dir: str = "runs/default"  # run folder: models of notebook 03; results go t
 # fmt: on
 
 # %%
-# Colab only: install supcon_utils from the project's repository (or from SUPCON_REPO, e.g. your
-# fork: os.environ["SUPCON_REPO"] = "<your fork's URL>"). Elsewhere this does nothing.
+# Colab only: install supcon_utils without its dependencies, then only what Colab lacks
+# (`supcon_utils.install`: it keeps Colab's TensorFlow when in range, and says when to restart).
+# SUPCON_REPO may name your fork or the folder of an uploaded copy. On Colab, /content is wiped
+# with the runtime: run_dir="/content/drive/MyDrive/supcon" keeps runs on Google Drive (mounted
+# here), and running again resumes them. Elsewhere this cell does nothing.
+import importlib
 import os
 import subprocess
 import sys
 
 if "google.colab" in sys.modules:
     repo = os.environ.get("SUPCON_REPO", "https://github.com/supcon-tutorial/supcon")
-    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{repo}"]
+    source = repo if os.path.isdir(repo) else f"git+{repo}"
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", source]
     installed = subprocess.run(pip, capture_output=True, text=True)
     if installed.returncode != 0:
         raise RuntimeError(
             f"could not install supcon_utils from {repo}:\n{installed.stderr[-1500:]}\n"
-            "Set os.environ['SUPCON_REPO'] to a repository Colab can reach (your fork), or upload "
-            "the project and run `pip install -e <folder>`, then run this cell again."
+            "Set os.environ['SUPCON_REPO'] to a repository Colab can reach (your fork) or to the "
+            "folder of an uploaded copy, then run this cell again."
         )
+    importlib.invalidate_caches()
+    from supcon_utils import install
+
+    install.colab(run_dir)
 
 # %%
 import supcon_utils

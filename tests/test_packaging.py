@@ -1,5 +1,5 @@
-"""Packaging: conda and pip install the same dependencies; one repository address everywhere;
-the license, citation and changelog agree with the package's metadata."""
+"""Packaging: conda and pip install the same dependencies, pinned in constraints.txt; one
+repository address everywhere; the license, citation and changelog agree with the metadata."""
 
 import re
 import sys
@@ -7,6 +7,10 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from supcon_utils import install
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,8 +85,35 @@ def test_every_third_party_module_the_code_imports_is_declared():
         "PIL": "pillow",
         "IPython": "ipykernel",
     }
+    platform = {"google"}  # google.colab: Colab's own, imported only there (supcon_utils.install)
     missing = sorted(
-        m for m in imported - local - set(sys.stdlib_module_names)
+        m for m in imported - local - platform - set(sys.stdlib_module_names)
         if distribution.get(m, m).lower() not in declared
     )  # fmt: skip
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def _constraints() -> dict[str, str]:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pinned = [line.split("==") for line in lines if line and not line.startswith("#")]
+    assert all(len(p) == 2 for p in pinned), "constraints.txt: one name==version a line"
+    return {canonicalize_name(name): version for name, version in pinned}
+
+
+def test_every_requirement_is_pinned_in_its_range():
+    pins = _constraints()
+    for req in map(Requirement, sorted(_pyproject_requirements())):
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not in constraints.txt: python scripts/pin_versions.py"
+        assert req.specifier.contains(pins[name]), f"constraints.txt: {name}=={pins[name]} vs {req}"
+
+
+def test_this_environment_has_the_pinned_versions():
+    """What ran the tests (and made the outputs) is what constraints.txt says: `make env`."""
+    pins = _constraints()
+    differ = {}
+    for req in map(Requirement, sorted(_pyproject_requirements())):
+        have = install.installed_version(req.name)
+        if have is not None and have != pins[canonicalize_name(req.name)]:
+            differ[req.name] = (have, pins[canonicalize_name(req.name)])
+    assert not differ, f"installed vs constraints.txt (run make env): {differ}"
