@@ -1,5 +1,5 @@
 """Write constraints.txt: the exact version of every package `make env` installs (and of the
-jupyter extra), as pip resolves them against the current environment.
+other extras), as pip resolves them against the current environment.
 
     python scripts/pin_versions.py        # after changing pyproject.toml's dependencies
 
@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,10 @@ HEADER = """\
 
 
 def pins() -> list[str]:
-    """``name==version`` for every package ``.[dev,jupyter]`` needs, installed ones kept."""
+    """``name==version`` for every package the project and all its extras need, installed ones
+    kept at their version."""
+    extras = ",".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                      ["optional-dependencies"])  # fmt: skip
     pip = [sys.executable, "-m", "pip"]
     frozen = subprocess.run([*pip, "freeze", "--exclude-editable"], check=True,
                             capture_output=True, text=True).stdout  # fmt: skip
@@ -34,7 +38,7 @@ def pins() -> list[str]:
         (Path(tmp) / "installed.txt").write_text(frozen)
         report = Path(tmp) / "report.json"
         subprocess.run([*pip, "install", "--quiet", "--dry-run", "--ignore-installed", "--report",
-                        report, "-c", Path(tmp) / "installed.txt", "-e", f"{ROOT}[dev,jupyter]"],
+                        report, "-c", Path(tmp) / "installed.txt", "-e", f"{ROOT}[{extras}]"],
                        check=True, cwd=ROOT)  # fmt: skip
         resolved = json.loads(report.read_text())["install"]
     named = {(p["metadata"]["name"], p["metadata"]["version"]) for p in resolved}

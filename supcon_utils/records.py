@@ -31,11 +31,16 @@ def replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, whole or not at all."""
+    tmp = temporary(path)
+    tmp.write_text(text)
+    replace(tmp, path)
+
+
 def write_json(path: Path, record: Any) -> None:
     """Write ``record`` to ``path`` as indented JSON, whole or not at all."""
-    tmp = temporary(path)
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    replace(tmp, path)
+    write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def write_results(folder: str | Path, results: dict[str, Any]) -> Path:

@@ -59,7 +59,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from supcon_utils import augment, data, evaluation, models, recipes, records, runs
+from supcon_utils import (
+    augment,
+    data,
+    evaluation,
+    models,
+    recipes,
+    records,
+    runs,
+    tensorboard_logs,
+)
 
 KINDS = recipes.KINDS
 # Training images whose features are the k-NN reference of the per-epoch SupCon test accuracy.
@@ -260,6 +269,7 @@ def run(
     verbose: int = 2,
     strategy: tf.distribute.Strategy | None = None,
     score_every: int = 1,
+    log_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train ``kind`` (one of :data:`KINDS`) into ``run_dir/kind``, or load it if done.
 
@@ -284,6 +294,10 @@ def run(
     ``score_every``: the validation accuracy of :class:`ValAccuracy` is measured every this many
     epochs and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the
     last only. The test split is scored once, by the finished models.
+
+    ``log_dir``: TensorBoard logs in ``log_dir/kind`` (:mod:`supcon_utils.tensorboard_logs`): each
+    epoch's logged values, one per epoch across resumptions, and the finished encoder's test
+    embeddings for the projector. ``tensorboard --logdir <log_dir>`` shows them.
     """
     recipe = recipes.get(kind)
     recipes.check(kind, cfg)
@@ -296,12 +310,21 @@ def run(
             return done
         pretrained = None
         if recipe.starts_from is not None:
-            pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy)
+            pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy,
+                             log_dir=log_dir)  # fmt: skip
+        logs = None if log_dir is None else Path(log_dir) / kind
+        if logs is not None:  # after the run's backup, which _train puts first
+            scalars = tensorboard_logs.EpochScalars(logs, out / "history.csv")
+            callbacks = [*(callbacks or []), scalars]
         with isolated_generators(cfg.seed):
             results, trained = _train(recipe, cfg, out, splits, callbacks, verbose, strategy,
                                       score_every, pretrained)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
+        if logs is not None:  # before the results: a kill before them exports again
+            vectors = evaluation.embeddings(trained["encoder"], splits.test[0])
+            names = data.DATASETS[cfg.dataset].class_names
+            tensorboard_logs.export_embeddings(logs, vectors, splits.test[1], names)
         records.write_results(out, results)
         runs.remove_backup(out / "backup")  # only now: a kill before resumes with nothing to train
     return {**results, "models": trained}

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _pyproject_requirements() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    return set(project["dependencies"]) | set(extras["dev"]) | set(extras["jupyter"])
+    extras = project["optional-dependencies"].values()
+    return set(project["dependencies"]).union(*extras)
 
 
 def _environment_pip_requirements() -> set[str]:
