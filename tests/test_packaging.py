@@ -63,6 +63,9 @@ def test_license_citation_and_changelog_agree_with_the_package():
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    required = {"cff-version", "message", "title", "authors"}  # CFF 1.2.0's required keys
+    assert required <= set(cff), f"CITATION.cff lacks {sorted(required - set(cff))}"
+    assert all("family-names" in a or "name" in a for a in cff["authors"])
     assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
     assert cff["repository-code"] == _repository() and cff["version"] == project["version"]
     paper = cff["preferred-citation"]
