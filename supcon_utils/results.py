@@ -8,8 +8,8 @@ the command that made it. ::
     python -m supcon_utils.results make quick     # train notebook 03's three seeds, record them
     python -m supcon_utils.results add runs/x --set x --command "<what made runs/x>"  # any runs
     python -m supcon_utils.results                       # print the tables
-    python -m supcon_utils.results --write README.md     # fill the README's results blocks
-    python -m supcon_utils.results --check README.md     # exit 1 when the README's differ
+    python -m supcon_utils.results --write README.md docs/results.md  # fill their results blocks
+    python -m supcon_utils.results --check README.md docs/results.md  # exit 1 when one differs
 
 Each set's table gives every recipe's mean ± sd over its seeds and SupCon minus cross-entropy
 paired by seed, with its 95% t interval and the verdict of :func:`supcon_utils.stats.verdict`.
@@ -33,6 +33,7 @@ from typing import Any
 from supcon_utils import records, runner, stats
 
 RESULTS_DIR = Path("results")  # relative to the project's root, where the commands run
+DOCUMENTS = ("README.md", "docs/results.md")  # the documents with results blocks (tested)
 # A block of the README made here: `<!-- results: SET [SET ...] -->`, tables, `<!-- /results -->`
 BLOCK = re.compile(r"(<!-- results: (?P<sets>[\w\- ]+) -->)\n.*?(<!-- /results -->)", re.S)
 LABELS = {  # the README's name of each recipe, in the tables' order
@@ -234,7 +235,7 @@ def set_table(name: str, recs: Sequence[dict[str, Any]]) -> str:
 def readme_with_tables(readme: str, sets: dict[str, list[dict[str, Any]]]) -> str:
     """``readme`` with each :data:`BLOCK` holding the tables of the sets it names."""
     if not BLOCK.search(readme):
-        raise ValueError("the README has no block '<!-- results: SET ... -->' ... "
+        raise ValueError("the document has no block '<!-- results: SET ... -->' ... "
                          "'<!-- /results -->' to write the tables into")  # fmt: skip
 
     def fill(block: re.Match) -> str:
@@ -327,8 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="the records' folder")
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--write", type=Path, metavar="README", help="put the tables into it")
-    action.add_argument("--check", type=Path, metavar="README", help="exit 1 if its tables differ")
+    action.add_argument("--write", type=Path, nargs="+", metavar="DOC",
+                        help="put the tables into these documents")  # fmt: skip
+    action.add_argument("--check", type=Path, nargs="+", metavar="DOC",
+                        help="exit 1 if one's tables differ")  # fmt: skip
     sub = parser.add_subparsers(dest="verb")
     making = sub.add_parser("make", help="train a set of SETS (resumable) and record it")
     making.add_argument("set", choices=list(SETS))
@@ -355,14 +358,17 @@ def _main(args: argparse.Namespace) -> int:
     if args.write is None and args.check is None:
         print(tables(sets))
         return 0
-    readme = (args.write or args.check).read_text()
-    wanted = readme_with_tables(readme, sets)
+    docs = args.write or args.check
+    wanted = {doc: readme_with_tables(doc.read_text(), sets) for doc in docs}  # all, or none
     if args.write is not None:
-        args.write.write_text(wanted)
+        for doc, text in wanted.items():
+            doc.write_text(text)
         return 0
-    if wanted != readme:
-        print(f"{args.check}'s result tables differ from the records under {args.results}: run "
-              f"python -m supcon_utils.results --write {args.check}", file=sys.stderr)  # fmt: skip
+    differ = [str(doc) for doc, text in wanted.items() if text != doc.read_text()]
+    if differ:
+        names = " ".join(differ)
+        print(f"{names}: result tables differ from the records under {args.results}: "
+              f"python -m supcon_utils.results --write {names}", file=sys.stderr)  # fmt: skip
         return 1
     return 0
 

@@ -174,7 +174,7 @@ def _check_config(cfg: Config) -> None:
 PRESETS: dict[str, Config] = {
     # The notebooks' default: CPU, 20,000 of Fashion-MNIST's training images, minutes. Its peak
     # learning rate, 5e-3, is the one of the best mean validation accuracy of both recipes in the
-    # recipe search (benchmarks/recipes.py --stage lr; the README's table, results/recipes-lr).
+    # recipe search (benchmarks/recipes.py --stage lr; results/recipes-lr, in docs/results.md).
     "quick": Config(),
     # CPU, all 55,000 training images left beside validation's 5,000, the same learning rate.
     # 15 epochs keep SupCon (two views a step) within 30 min here.

@@ -148,6 +148,12 @@ def test_write_then_check_and_an_edited_number_fails_the_check(tmp_path):
     )
     assert results.set_table("small", results.load(tmp_path / "res")["small"]) in written
     assert results.main([*res, "--check", str(readme)]) == 0
+    other = tmp_path / "results.md"  # several documents: each is written, any one can fail
+    other.write_text("<!-- results: small -->\n<!-- /results -->\n")
+    assert results.main([*res, "--write", str(readme), str(other)]) == 0
+    assert results.main([*res, "--check", str(readme), str(other)]) == 0
+    other.write_text(other.read_text().replace("80.00 ± 2.00%", "80.10 ± 2.00%"))
+    assert results.main([*res, "--check", str(readme), str(other)]) == 1
     readme.write_text(readme.read_text().replace("80.00 ± 2.00%", "80.10 ± 2.00%"))
     assert results.main([*res, "--check", str(readme)]) == 1
 
@@ -163,14 +169,16 @@ def test_environment_names_this_machine_and_this_checkouts_commit():
     assert env["dirty"] in ((True, False) if head.returncode == 0 else (None,))
 
 
-def test_the_readmes_result_tables_are_made_from_the_committed_records():
-    readme = (ROOT / "README.md").read_text()
-    made = results.readme_with_tables(readme, results.load(ROOT / "results"))
-    assert made == readme, (
-        "README.md's tables differ from results/: python -m supcon_utils.results --write README.md"
+@pytest.mark.parametrize("doc", results.DOCUMENTS)
+def test_the_documents_result_tables_are_made_from_the_committed_records(doc):
+    text = (ROOT / doc).read_text()
+    made = results.readme_with_tables(text, results.load(ROOT / "results"))
+    assert made == text, (
+        f"{doc}'s tables differ from results/: python -m supcon_utils.results --write {doc}"
     )
-    blocks = "".join(m[0] for m in results.BLOCK.finditer(readme))
-    assert re.search(r"\d+\.\d\d ± \d+\.\d\d%", blocks), "the README shows no seeded result"
+    if doc == "README.md":
+        blocks = "".join(m[0] for m in results.BLOCK.finditer(text))
+        assert re.search(r"\d+\.\d\d ± \d+\.\d\d%", blocks), "the README shows no seeded result"
 
 
 def test_the_presets_learning_rate_is_the_one_the_recorded_search_chose():
