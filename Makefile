@@ -9,7 +9,7 @@ NAME   ?= default
 PARAMS ?=
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: reproduce test test-fast check bench sweep env data equations lint sync clean
+.PHONY: reproduce test test-fast check bench sweep env data equations lint sync site clean
 
 reproduce: env data
 	$(PY) -m supcon_utils.runner --name $(NAME) $(PARAMS)
@@ -23,7 +23,7 @@ test-fast: env data
 	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider
 
 # Lint, format, and the notebook pairs (scripts/check_notebooks.py); CI runs it before the tests.
-PY_SOURCES := supcon_utils tests scripts benchmarks notebooks
+PY_SOURCES := supcon_utils tests scripts benchmarks notebooks site
 check: env
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
@@ -48,7 +48,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,site]"
 	touch $@
 
 # Debian's package where apt is there and we are root; otherwise load_dataset falls back to Keras.
@@ -73,6 +73,12 @@ ONLY ?=
 sync: env
 	$(VENV)/bin/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py
 	$(PY) -m supcon_utils.runner --in-place $(if $(ONLY),--only $(ONLY))
+
+# The site: README, docs and the executed notebooks as committed (no re-execution), offline, with
+# warnings as errors; open runs/site/html/index.html. tests/test_site.py builds and browses it.
+site: env
+	$(PY) -m sphinx -W --keep-going -q -c site -b html . runs/site/html
+	@echo "site: runs/site/html/index.html"
 
 clean:
 	rm -rf runs .pytest_cache

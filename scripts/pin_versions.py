@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "constraints.txt"
 HEADER = """\
 # The exact versions that made the committed outputs (Python 3.11, Linux x86-64): `make env` and
-# CI install with `pip install -c constraints.txt -e ".[dev]"`. Written by
+# CI install with `pip install -c constraints.txt -e ".[dev,site]"`. Written by
 # scripts/pin_versions.py; edit pyproject.toml's ranges, then run it again.
 """
 
