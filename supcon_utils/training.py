@@ -290,6 +290,7 @@ def run(
     replicas' features) and batch norm uses the global batch's statistics, so the training step
     is the one-device step (``tests/test_training.py`` checks it on two CPU replicas). The
     learning rate is not rescaled: scale ``cfg.learning_rate`` with the global batch if you grow it.
+    A ``MultiWorkerMirroredStrategy`` of several processes is refused (:func:`check_strategy`).
 
     ``score_every``: the validation accuracy of :class:`ValAccuracy` is measured every this many
     epochs and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the
@@ -301,6 +302,7 @@ def run(
     """
     recipe = recipes.get(kind)
     recipes.check(kind, cfg)
+    check_strategy(strategy)
     out = Path(run_dir) / kind
     splits = load_data(cfg)  # checks the dataset's name and sizes before anything is written
     _check_fits_data(cfg, splits.train)
@@ -328,6 +330,27 @@ def run(
         records.write_results(out, results)
         runs.remove_backup(out / "backup")  # only now: a kill before resumes with nothing to train
     return {**results, "models": trained}
+
+
+# Keras 3's `fit` under a MultiWorkerMirroredStrategy of several workers (TensorFlow 2.21, Keras
+# 3.15, two processes on localhost): "ValueError: Attempt to convert a value (PerReplica:{...})
+# with an unsupported type", an open upstream bug since TensorFlow 2.16 moved to Keras 3.
+MULTI_WORKER_BUG = "https://github.com/keras-team/keras/issues/20585"
+
+
+def check_strategy(strategy: tf.distribute.Strategy | None) -> None:
+    """Refuse a strategy that ``training.run`` cannot train under, with what to use instead:
+    a ``MultiWorkerMirroredStrategy`` spanning several processes (Keras 3's ``fit`` fails there,
+    :data:`MULTI_WORKER_BUG`). One process with several devices (``MirroredStrategy``) works."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    tasks = sum(len(t) for t in strategy.cluster_resolver.cluster_spec().as_dict().values())
+    if tasks > 1:
+        raise ValueError(
+            f"a MultiWorkerMirroredStrategy of {tasks} workers: Keras 3's fit cannot train across "
+            f"processes ({MULTI_WORKER_BUG}). Use tf.distribute.MirroredStrategy for the devices "
+            "of one machine."
+        )
 
 
 def load_run(

@@ -597,3 +597,44 @@ def test_validation_accuracy_every_k_epochs_and_after_the_last():
     assert [logged[1], logged[3], logged[4]] == [0.1, 0.2, 0.3]  # epochs 2, 4 and the last, 5
     with pytest.raises(ValueError, match="every must be at least 1"):
         training.ValAccuracy(lambda model: 0.0, every=0)
+
+
+# Two workers of a MultiWorkerMirroredStrategy over localhost, each calling training.run.
+_WORKER = r"""
+import json, os, sys
+os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": sys.argv[1].split(",")},
+                                      "task": {"type": "worker", "index": int(sys.argv[2])}})
+import supcon_utils
+supcon_utils.setup_tensorflow()
+import tensorflow as tf
+from supcon_utils import training
+strategy = tf.distribute.MultiWorkerMirroredStrategy()  # waits for the other worker
+try:
+    training.run("supcon", training.config("quick", **json.loads(sys.argv[3])), sys.argv[4],
+                 strategy=strategy, verbose=0)
+except ValueError as error:
+    print("REFUSED", error, flush=True)
+"""
+
+
+@pytest.mark.slow  # two TensorFlow processes
+def test_a_multi_worker_strategy_across_processes_is_refused_with_the_reason(tmp_path):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(f"127.0.0.1:{s.getsockname()[1]}")
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, ",".join(ports), str(i),
+                                 json.dumps(TINY), str(tmp_path / f"w{i}")],
+                                stdout=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    try:
+        outputs = [w.communicate(timeout=240)[0] for w in workers]
+    finally:
+        for w in workers:  # a worker blocked on its peer ignores SIGTERM
+            w.kill()
+    for out in outputs:
+        assert "REFUSED a MultiWorkerMirroredStrategy of 2 workers" in out
+        assert training.MULTI_WORKER_BUG in out
+    assert not any((tmp_path / f"w{i}").exists() for i in range(2)), "nothing written"
