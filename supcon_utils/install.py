@@ -81,8 +81,12 @@ def pip_install(specs: list[str]) -> None:
 
 
 def versions() -> dict[str, str]:
-    """Every installed distribution's version, by normalised name."""
-    return {_norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    """Every installed distribution's version, by normalised name: of a name installed twice, the
+    one found first on ``sys.path``, which ``import`` loads."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        found.setdefault(_norm(dist.metadata["Name"]), dist.version)
+    return found
 
 
 def replaced_and_imported(before: dict[str, str], after: dict[str, str]) -> list[str]:

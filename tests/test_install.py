@@ -131,3 +131,15 @@ def test_the_install_cell_offline_in_a_fresh_environment(tmp_path):
     assert Path(loaded).is_relative_to(site), loaded
     ours = sorted(p.name.lower() for p in site.iterdir())
     assert not [n for n in ours if n.startswith(("tensorflow", "keras"))], ours
+
+
+def test_versions_take_the_copy_import_would_load(tmp_path, monkeypatch):
+    """A package installed twice (the runtime's, and a newer one in front of it): the first on
+    sys.path is the one ``import`` loads, and the one a restart check must compare."""
+    for folder, version in (("front", "2.0"), ("behind", "1.0")):
+        info = tmp_path / folder / f"twice_installed-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: twice-installed\n"
+                                       f"Version: {version}\n")  # fmt: skip
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "front"), str(tmp_path / "behind")])
+    assert install.versions()["twice-installed"] == "2.0"
