@@ -1,7 +1,8 @@
 """The models shipped with the package: each scores its recorded test accuracy, was trained at the
-current preset, and is inside the built package."""
+current preset, is the full set's seed-0 record, and is inside the built package."""
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -62,3 +63,12 @@ def test_the_built_package_contains_the_models(tmp_path):
                         ("supcon", ["encoder", "projection_head", "classifier"])):  # fmt: skip
         for name in [*(f"{f}.keras" for f in files), "results.json"]:
             assert f"supcon_utils/pretrained/full/{kind}/{name}" in names, (kind, name)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_shipped_run_is_the_seed_0_record_of_the_full_set(kind):
+    """The shipped run is the one `results/full` records (and the README's table reports)."""
+    record = json.loads((ROOT / "results" / "full" / f"{kind}_seed0.json").read_text())
+    run = pretrained.load("full", kind)
+    assert run["metrics"] == record["metrics"] and run["config"] == record["config"]
+    assert run["environment"] == record["environment"]
