@@ -98,7 +98,7 @@ import numpy as np
 import seaborn as sns
 import tensorflow as tf
 
-from supcon_utils import plots, records, supcon_loss
+from supcon_utils import losses, plots, records, supcon_loss
 
 keras.utils.set_random_seed(seed)
 rng = np.random.default_rng(seed)
@@ -575,7 +575,7 @@ references = {  # name: (key in results.json, features)
         np.repeat(np.eye(grad_dim, dtype=np.float32)[labels_big, None], 2, axis=1),
     ),
 }
-floor = np.mean(np.log(2 * np.bincount(labels_big)[labels_big] - 1))
+floor = losses.positive_floor(labels_big)  # mean log|P(i)| over anchors
 results = {
     "max_abs_diff_naive_vs_library": max_abs_diff,
     "ln_2N_minus_1": float(np.log(2 * n_big - 1)),
@@ -609,6 +609,16 @@ for name, (key, feats) in references.items():
 # %%
 saved = records.write_results(out_dir, {"metrics": results})
 print(f"results in {saved}")
+
+# %% [markdown]
+# ## Try it
+#
+# - **More classes in the batch.** `n_classes=8` with `n_images=8`: every image is alone in its
+#   class; what happens to SupCon's positive mask and to the gap between SupCon and SimCLR?
+# - **Temperatures.** `temperatures=[0.02, 0.1, 1.0]`: how does the share of the gradient that goes
+#   to the hardest negatives change?
+# - **Harder anchors.** `n_positives=4` and `n_negatives=1000`: does $\mathcal{L}^{sup}_{in}$'s
+#   gradient on the hardest positive shrink further against $\mathcal{L}^{sup}_{out}$'s?
 
 # %% [markdown]
 # ## What's next

@@ -268,6 +268,17 @@ by_recipe.groupby("label", sort=False)[columns].mean().round(3)
 # three hours or more for three seeds on this 2-core CPU (an estimate, not a measurement). Every run is resumable, so
 # the command can be run again after an interruption.
 
+# %% [markdown]
+# ## Try it
+#
+# - **Error bars.** `n_seeds=3` trains every point at three seeds (about three times this
+#   notebook's time): which of the differences above outlast the bands?
+# - **Equal steps.** The batch-size sweep keeps the epochs, so batch 512 takes a quarter of batch
+#   128's steps. Run it again with `batch_sizes="512"` and `epochs=12` (84 steps against batch
+#   128's 93 at 3 epochs): at about equal steps, is the large batch still behind?
+# - **A colder temperature.** `temperatures="0.02,0.05,0.1"`: where does the loss start to
+#   collapse or train unstably?
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (a wall time)

@@ -38,8 +38,8 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, one seed). Its
 # batch-64 and batch-512 SupCon runs are loaded from `run_dir/sweeps` when notebook 05 has run
-# (the same configurations, so the same runs); then only the queue runs train: **147 s** with
-# papermill on a 2-core AMD EPYC (measured 2026-12-06), about 2 minutes more without notebook 05's runs.
+# (the same configurations, so the same runs); then only the queue runs train. Run alone, all
+# four runs trained, it took 161 s on a 2-core Intel Xeon (2026-12-07; printed at the end).
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -92,6 +92,7 @@ supcon_utils.setup_tensorflow()
 
 # isort: split
 import dataclasses
+import inspect
 import time
 from pathlib import Path
 
@@ -141,10 +142,18 @@ print(f"gradient reaching the keys: {tape.gradient(value, keys)}")
 # %% [markdown]
 # ## The model
 #
-# `moco.MoCoSupConModel` (its docstring has the details) trains a query encoder and projection
-# head by gradient, as `SupConModel` does. After each step the key copies move towards them,
+# `moco.MoCoSupConModel` trains a query encoder and projection head by gradient, as `SupConModel`
+# does. After each step the key copies move towards them,
 # $\theta_k \leftarrow m\,\theta_k + (1 - m)\,\theta_q$, embed the batch's views, and those keys and
 # labels enter the queue, overwriting the oldest; the current batch's keys only meet later batches.
+# Its whole training step, as Keras' `fit` calls it:
+
+# %%
+print(inspect.getsource(moco.MoCoSupConModel.train_step))
+
+# %% [markdown]
+# `loss_with_queue` is `supcon_loss` with the queue's keys and labels as `contrast_features` and
+# `contrast_labels` (the tiny example above); `update_key_networks` is the momentum update.
 # The queue is three non-trainable variables, so it is saved with the model and restored by
 # `BackupAndRestore` with the weights. `training.run("moco", cfg, ...)` trains it through the same
 # recipe as SupCon (`Config.queue_size`, `Config.momentum`). Its default momentum is 0.99 rather
@@ -203,16 +212,15 @@ table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4)
 
 # %% [markdown]
 # In the committed run the queue does not help: on validation, at batch 64 the probe reaches
-# 78.6% without it, 77.4% with 1,024 keys and 77.4% with 4,096; the 20-NN vote 80.4%, 79.2% and
-# 79.1%. Differences of about a point, from one seed, are not separated from the noise. A step with
-# the queue cost 27% more in this run (121 against 95 ms above: the key encoder's forward pass and
-# the wider similarity matrix; earlier runs measured 10% to 42%, and step times on this machine
-# swing), and the table's seconds per epoch say the same (18.5 and 22.3 s against 15.2 s; the
-# batch-64 run is notebook 05's, trained in its sweep). And the batch of 512 is not the ceiling
-# the queue should reach at this budget: it is 10 points behind batch 64 (68.8%), because it
-# takes 21 optimizer steps where batch 64 takes 186 (notebook 05). At batch 64 on ten classes an
-# anchor already has about 12 positives and 115 negatives in its batch; thousands more add little
-# here.
+# 79.0% without it, 78.2% with 1,024 keys and 78.2% with 4,096; the 20-NN vote 80.3%, 79.4% and
+# 79.3%. Differences of about a point, from one seed, are not separated from the noise. A step
+# with the queue cost 12% more in this run (93 against 83 ms above: the key encoder's forward pass
+# and the wider similarity matrix); the table's seconds per epoch (wall time over epochs, the probe
+# and the machine's swings included) do not resolve that (13.0 and 14.2 s against 13.7 s). And the
+# batch of 512 is not the ceiling the queue should reach at this budget: it is 10 points behind
+# batch 64 (68.6%), because it takes 21 optimizer steps where batch 64 takes 186 (notebook 05).
+# At batch 64 on ten classes an anchor already has about 12 positives and 115 negatives in its
+# batch; thousands more add little here.
 
 # %% [markdown]
 # ## When the queue helps, and what stale keys cost
@@ -228,6 +236,16 @@ table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4)
 # longer queue is no better than the shorter one, which is what staleness would predict, but one
 # seed cannot tell that from noise. The paper's memory-bank variant (8,192 keys at batch 256)
 # reached 79.1% top-1 on ImageNet after hundreds of epochs, when the encoder changes slowly.
+
+# %% [markdown]
+# ## Try it
+#
+# - **MoCo's momentum.** `momentum=0.999`: the keys then average about 1,000 steps, more than these
+#   runs take; does the queue's accuracy fall further behind?
+# - **A smaller batch.** `small_batch=32`: an anchor then has about 5 positives in its batch; does
+#   the queue help more when the batch holds fewer?
+# - **A longer queue.** `queue_sizes="1024,4096,16384"`: is the longest queue worse, as stale keys
+#   would predict?
 
 # %%
 # NBVAL_IGNORE_OUTPUT

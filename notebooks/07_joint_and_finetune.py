@@ -193,7 +193,8 @@ table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4)
 #
 # - **Cross-entropy**: one stage, one view per image, the cheapest per epoch.
 # - **SupCon + probe** (the paper): two stages, and the encoder never sees the classifier's loss;
-#   its features carry over to few-label probes (notebook 08), and the classifier costs seconds.
+#   a linear probe reads its classes from few labels as well as one reads cross-entropy's (the
+#   `full` models, notebook 08), and the classifier costs seconds.
 #   At this budget it is five points behind cross-entropy, at one seed (notebook 03's three seeds
 #   at its larger budget, the README's records: not separated on the test set).
 # - **SupCon + fine-tune**: worth it after a converged pretraining, where a few epochs of
@@ -203,6 +204,16 @@ table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4)
 #   the SupCon term shapes the features and the cross-entropy term reads them out as they form.
 #   Here $\lambda$ between 0.1 and 1 barely matters (79.1%, 79.0% and 79.0%), a point above
 #   cross-entropy, at one seed.
+
+# %% [markdown]
+# ## Try it
+#
+# - **The control.** `weights="0,0.1,0.5,1"`: $\lambda = 0$ trains cross-entropy on both views;
+#   is the hybrid's lead over cross-entropy the SupCon term or the second view?
+# - **Longer pretraining.** `epochs=6` with `finetune_epochs=1`: does fine-tuning overtake the
+#   probe once pretraining has had more of the budget?
+# - **A lower fine-tuning rate.** `finetune_lr=1e-5`: does the fine-tuned model stay closer to the
+#   probe's accuracy, or move further from it?
 
 # %%
 # NBVAL_IGNORE_OUTPUT

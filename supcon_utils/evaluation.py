@@ -14,6 +14,9 @@ of the cross-entropy baseline and the SupCon encoder are measured the same way, 
   (lower: spread more evenly over the hypersphere);
 - accuracy per class and the confusion matrix of a classifier's predictions.
 
+:func:`geometry` gives the class geometry of any embeddings (a projection head's output too),
+optionally centred first.
+
 :func:`evaluate` returns all of them as one flat dict, so a results table is one call.
 """
 
@@ -119,6 +122,21 @@ def uniformity(x: np.ndarray, t: float = 2.0) -> float:
     return float(top + np.log(np.mean(np.exp(values - top))))
 
 
+def geometry(x: np.ndarray, y: np.ndarray, *, centre: bool = False) -> dict[str, float]:
+    """How embeddings ``x`` cluster by class ``y``: cosine silhouette, intra- and inter-class
+    cosine similarity, uniformity. With ``centre`` the mean embedding is taken off first: features
+    after a ReLU are all >= 0, so every pair has cosine >= 0 and a shared offset can make classes
+    look alike that differ in every direction around it."""
+    y = _check_pairs(x, y, "")
+    if centre:
+        x = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+    return {
+        "silhouette_cosine": float(silhouette_score(x, y, metric="cosine")),
+        **cosine_similarities(x, y),
+        "uniformity": uniformity(x),
+    }
+
+
 def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 ) -> dict[str, Any]:
@@ -178,10 +196,8 @@ def evaluate(
         "accuracy": report.pop("accuracy"),
         "knn_accuracy": knn_accuracy(emb_train, y_train, emb_test, y_test, k=k),
         "linear_probe_accuracy": linear_probe_accuracy(emb_train, y_train, emb_test, y_test),
-        "silhouette_cosine": float(silhouette_score(geo_x, geo_y, metric="cosine")),
-        **cosine_similarities(geo_x, geo_y),
+        **geometry(geo_x, geo_y),
         "alignment": alignment(*view_emb),
-        "uniformity": uniformity(geo_x),
         **report,
     }
 
@@ -243,6 +259,12 @@ def project_2d(x: np.ndarray, method: str = "tsne", *, seed: int = 0) -> np.ndar
         tsne = TSNE(metric="cosine", init="pca", perplexity=perplexity, random_state=seed)
         return tsne.fit_transform(u)
     raise ValueError(f"unknown projection {method!r}; expected 'tsne' or 'pca'")
+
+
+def pca_variance(x: np.ndarray, n: int = 2) -> np.ndarray:
+    """The share of the variance of the unit-length embeddings along each of their first ``n``
+    principal axes: how much of them a PCA picture (:func:`project_2d`) shows."""
+    return PCA(n_components=n).fit(_unit(x)).explained_variance_ratio_
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

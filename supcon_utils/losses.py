@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 VARIANTS = ("out", "in")
@@ -300,6 +302,20 @@ def positive_mask(labels: tf.Tensor, n_views: int) -> tf.Tensor:
     labels = tf.convert_to_tensor(labels)
     ids = tf.tile(labels, [n_views])
     return _contrast_masks(ids, tf.range(tf.shape(ids)[0]), ids)[1]
+
+
+def positive_floor(labels: np.ndarray | Sequence[int], n_views: int = 2) -> float:
+    """The lowest L_out a batch with these ``labels`` can reach: the mean over anchors of
+    ``log |P(i)|``. At best every positive takes an equal share of the anchor's softmax and every
+    other view none; so with labels the loss stays above 0 (without, every anchor has one
+    positive and the floor is 0). An anchor with no positive (its class alone in the batch,
+    one view) is left out, as the loss leaves it out."""
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    positives = n_views * counts - 1  # the other views of each class's images
+    valid = positives > 0
+    if not valid.any():
+        raise ValueError("no anchor in this batch has a positive: the loss is undefined")
+    return float(np.sum(counts[valid] * np.log(positives[valid])) / np.sum(counts[valid]))
 
 
 def _contrast_masks(

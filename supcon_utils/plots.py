@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -61,37 +62,45 @@ def positive_masks(masks: Mapping[str, np.ndarray], labels: np.ndarray, n_views:
         ax.set_title(f"{title}: {int(mask.sum())} positive pairs")
         ax.set_xlabel("contrast view (label/view)")
         ax.set_ylabel("anchor view (label/view)")
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=max(6.0, min(9.0, 160 / len(ticks))))  # >= 9 pt up to 17 views
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.tick_params(axis="y", labelrotation=0)
     fig.tight_layout()
     return fig
 
 
 def training_curves(
     histories: Mapping[str, Sequence[Mapping[str, float]]],
-    reference_lines: Mapping[str, float] | None = None,
+    reference_lines: Mapping[str, Mapping[str, float]] | None = None,
     val_labels: Mapping[str, str] | None = None,
+    start_losses: Mapping[str, float] | None = None,
 ) -> plt.Figure:
     """Loss, and accuracy where logged (training and validation), per epoch of each run, a panel
-    each.
+    each, with the legend below the panel.
 
-    ``histories`` maps a run's name to its per-epoch rows (``training.history``);
-    ``reference_lines`` maps a run's name to a loss level to mark (e.g. SupCon's collapse value);
-    ``val_labels`` names a run's ``val_accuracy`` line (default "validation accuracy").
+    ``histories`` maps a run's name to its per-epoch rows (``training.history``), whose loss is
+    the mean over the epoch's steps; ``start_losses`` maps a run's name to its loss before the
+    first step, drawn at epoch 0; ``reference_lines`` maps a run's name to loss levels to mark,
+    ``{label: level}`` (e.g. SupCon's collapse value and its floor); ``val_labels`` names a run's
+    ``val_accuracy`` line (default "validation accuracy").
     """
-    fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4.4), squeeze=False)
+    styles = [":", "--", "-."]
     for ax, (name, rows) in zip(axes[0], histories.items(), strict=True):
         epochs = [int(r["epoch"]) + 1 for r in rows]
-        ax.plot(epochs, [r["loss"] for r in rows], "o-", label="training loss")
-        if reference_lines and name in reference_lines:
+        losses = [r["loss"] for r in rows]
+        if start_losses and name in start_losses:
+            epochs, losses = [0, *epochs], [start_losses[name], *losses]
+        ax.plot(epochs, losses, "o-", label="training loss (epoch mean)")
+        for i, (label, level) in enumerate(((reference_lines or {}).get(name) or {}).items()):
             ax.axhline(
-                reference_lines[name],
-                color="grey",
-                ls="--",
-                label=f"collapse ln(2N-1) = {reference_lines[name]:.2f}",
+                level, color="grey", ls=styles[i % len(styles)], label=f"{label} = {level:.2f}"
             )
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (0: before training)" if start_losses else "epoch")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("loss")
         ax.set_title(name)
+        handles, labels = ax.get_legend_handles_labels()
         accuracies = {
             "accuracy": ("training accuracy", "s--", "tab:green"),
             "val_accuracy": ((val_labels or {}).get(name, "validation accuracy"), "^-", "tab:red"),
@@ -101,27 +110,36 @@ def training_curves(
             twin = ax.twinx()
             for key in logged:
                 label, style, color = accuracies[key]
-                twin.plot(epochs, [r[key] for r in rows], style, color=color, label=label)
+                rows_epochs = [int(r["epoch"]) + 1 for r in rows]
+                twin.plot(rows_epochs, [r[key] for r in rows], style, color=color, label=label)
             twin.set_ylabel("accuracy")
-            twin.legend(loc="center right", fontsize=8)
-        ax.legend(loc="upper right", fontsize=8)
+            more = twin.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  fontsize=8, frameon=False)  # fmt: skip
     fig.tight_layout()
     return fig
 
 
-def budget_curves(table: pd.DataFrame) -> plt.Figure:
+def budget_curves(
+    table: pd.DataFrame,
+    names: Mapping[str, str] | None = None,
+    ylabel: str = "validation accuracy",
+) -> plt.Figure:
     """Validation accuracy against epochs and against training seconds, one line per recipe.
 
     ``table`` has one row per recipe (``kind``), ``seed`` and ``epoch``, with ``elapsed_s`` and
     ``val_accuracy`` (``training.budget_study``). Lines are means over seeds, bands +- one
     standard deviation (with several seeds); on the time axis each epoch sits at its mean time.
     Where the mean curves cross on the time axis (:func:`crossings`), a dotted line marks it.
+    ``names`` maps a kind to its name in the legend (with its scorer, say); ``ylabel`` names the
+    y axis. The legend sits below the panels.
     """
     stats = _budget_means(table)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for kind, curve in stats.groupby("kind", sort=False):
         n_seeds = int(curve["n_seeds"].iloc[0])
-        label = f"{kind} ({n_seeds} seed{'s' * (n_seeds > 1)})"
+        label = f"{(names or {}).get(kind, kind)} ({n_seeds} seed{'s' * (n_seeds > 1)})"
         for ax, x in zip(axes, ("epoch", "elapsed_s"), strict=True):
             xs = curve[x] + (1 if x == "epoch" else 0)
             line = ax.plot(xs, curve["mean"], "o-", ms=3, label=label)[0]
@@ -132,9 +150,11 @@ def budget_curves(table: pd.DataFrame) -> plt.Figure:
         axes[1].axvline(seconds, color="grey", ls=":", label=f"curves cross at {seconds:.0f} s")
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("training time (s)")
-    axes[0].set_ylabel("validation accuracy")
-    axes[1].legend(fontsize=8)
+    axes[0].set_ylabel(ylabel)
     fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
+               fontsize=8, frameon=False)  # fmt: skip
     return fig
 
 
@@ -259,11 +279,13 @@ def embedding_scatter(
     labels: np.ndarray,
     class_names: Sequence[str],
     title: str = "",
+    axis_labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> plt.Figure:
     """2-d embeddings of the same images (``evaluation.project_2d``), one panel per model.
 
     ``points`` maps a model's name to ``(n, 2)`` coordinates; ``labels`` colour the points and the
-    legend names the classes.
+    legend names the classes; ``axis_labels`` maps a model's name to its panel's (x, y) labels
+    (e.g. each principal axis with its share of the variance).
     """
     palette = sns.color_palette("tab10", len(class_names))
     fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 5), squeeze=False)
@@ -275,6 +297,9 @@ def embedding_scatter(
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
+        if axis_labels and name in axis_labels:
+            ax.set_xlabel(axis_labels[name][0])
+            ax.set_ylabel(axis_labels[name][1])
     axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, fontsize=9)
     if title:
         fig.suptitle(title)
@@ -334,32 +359,51 @@ def similarity_heatmaps(
     return fig
 
 
-def metric_bars(table: Mapping[str, Mapping[str, float]], title: str = "") -> plt.Figure:
-    """Grouped bars: ``table[model][metric]``, one group per metric, one bar per model."""
+def metric_bars(
+    table: Mapping[str, Mapping[str, float]],
+    title: str = "",
+    lower_is_better: Sequence[str] = (),
+) -> plt.Figure:
+    """``table[model][metric]`` as one small panel per metric, a bar per model with its value
+    printed on it, each panel titled with its metric and whether higher or lower is better
+    (``lower_is_better`` names the metrics where lower is). Each panel has its own scale, so
+    metrics of different ranges never share an axis."""
     models = list(table)
     metrics = list(next(iter(table.values())))
-    width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(metrics) * len(models)), 3.8))
-    for i, model in enumerate(models):
-        xs = np.arange(len(metrics)) + (i - (len(models) - 1) / 2) * width
-        ax.bar(xs, [table[model][m] for m in metrics], width, label=model)
-    ax.set_xticks(np.arange(len(metrics)), metrics, rotation=30, ha="right")
-    ax.legend()
+    colors = sns.color_palette("tab10", len(models))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(min(16.0, 2.3 * len(metrics)), 3.2),
+                             squeeze=False)  # fmt: skip
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = [table[model][metric] for model in models]
+        bars = ax.bar(range(len(models)), values, color=colors)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+        low, high = min(0.0, *values), max(0.0, *values)
+        ax.set_ylim(low * 1.2, high * 1.2 if high > 0 else 0.05)
+        ax.set_xticks([])
+        better = "lower" if metric in lower_is_better else "higher"
+        ax.set_title(f"{metric}\n({better} is better)", fontsize=9)
+    handles = [mpl.patches.Patch(color=c, label=m) for c, m in zip(colors, models, strict=True)]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(models),
+               frameon=False)  # fmt: skip
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 def sweep_lines(
-    table: pd.DataFrame, x: str, metrics: Mapping[str, str], hue: str | None = None
+    table: pd.DataFrame,
+    x: str,
+    metrics: Mapping[str, str],
+    hue: str | None = None,
+    ylabel: str = "validation accuracy",
 ) -> plt.Figure:
     """Metrics of a sweep (``sweep.sweep``'s table) against one swept parameter.
 
     ``metrics`` maps a column to a panel title (e.g. ``{"supcon/metrics/test_accuracy":
     "SupCon + probe"}``); ``hue`` is a second swept parameter, one line per value. A log x axis
     when ``x`` spans more than a factor of 5. Rows repeated at one ``x`` (seeds) give the mean,
-    with a band of +- one standard deviation.
+    with a band of +- one standard deviation. Axis labels in words: ``x`` with spaces, ``ylabel``.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False,
                              sharey=True)  # fmt: skip
@@ -372,31 +416,40 @@ def sweep_lines(
             ax.set_xticks(sorted(values.unique()), [f"{v:g}" for v in sorted(values.unique())])
             ax.minorticks_off()  # else the log axis labels its minor ticks over ours
         ax.set_title(title)
-        ax.set_ylabel("accuracy")
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
 
 
-def ablation_bars(table: pd.DataFrame, label: str, metrics: Mapping[str, str]) -> plt.Figure:
-    """Bars of each metric for each value of ``label`` (e.g. a recipe's name), side by side.
+def ablation_bars(
+    table: pd.DataFrame,
+    label: str,
+    metrics: Mapping[str, str],
+    xlabel: str = "validation accuracy",
+) -> plt.Figure:
+    """Horizontal bars of each metric for each value of ``label`` (e.g. a recipe's name).
 
-    ``metrics`` maps a column of ``table`` (e.g. ``sweep.config_sweep``'s ``test_accuracy``) to
-    its legend entry. Rows repeated for one label (seeds) give the mean, with a +- one standard
-    deviation bar. The value is printed on each bar; the y axis starts near the lowest bar so
-    that differences of a point are visible.
+    ``metrics`` maps a column of ``table`` (e.g. ``sweep.config_sweep``'s ``val_accuracy``) to
+    its legend entry; ``xlabel`` names what they measure. Rows repeated for one label (seeds) give
+    the mean, with a +- one standard deviation bar. The axis starts at 0, so a bar's length is its
+    value; the value is printed inside each bar, and the legend sits below the axes.
     """
     long = table.melt(id_vars=[label], value_vars=list(metrics), var_name="metric",
                       value_name="accuracy").replace({"metric": dict(metrics)})  # fmt: skip
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * table[label].nunique()), 3.8))
-    sns.barplot(data=long, x=label, y="accuracy", hue="metric", errorbar="sd", ax=ax)
+    n_bars = table[label].nunique() * len(metrics)
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.32 * n_bars))
+    sns.barplot(data=long, y=label, x="accuracy", hue="metric", errorbar="sd", orient="h", ax=ax)
     for bars in ax.containers:
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    low = float(long.accuracy.min())
-    ax.set_ylim(max(0.0, low - 0.1), min(1.0, float(long.accuracy.max()) + 0.03))
-    ax.set_xlabel("")
-    ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+        ax.bar_label(bars, fmt="%.3f", label_type="center", fontsize=8, color="white")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylabel("")
+    ax.set_xlabel(xlabel)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    height = fig.get_size_inches()[1]
+    fig.legend(handles, labels, loc="lower center", ncol=len(metrics), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0.0, 0.35 / height, 1.0, 1.0))  # room for the legend below
     return fig
 
 
@@ -443,29 +496,38 @@ def corruption_examples(rows: Mapping[str, Sequence[np.ndarray]]) -> plt.Figure:
     return fig
 
 
-def robustness_curves(tables: Mapping[str, pd.DataFrame]) -> plt.Figure:
+def robustness_curves(tables: Mapping[str, pd.DataFrame], columns: int = 3) -> plt.Figure:
     """Accuracy against severity per corruption, one line per model (``robustness_table`` rows).
 
-    One panel per corruption, and a last panel with the mean over corruptions (the paper's Fig. 3).
+    One panel per corruption in a grid of ``columns`` columns, and a last panel with the mean over
+    corruptions (the paper's Fig. 3); the legend below the grid.
     """
     corruptions = [c for c in next(iter(tables.values())).corruption.unique() if c != "clean"]
     panels = [*corruptions, "mean"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.3), squeeze=False,
-                             sharey=True)  # fmt: skip
+    n_rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(3.6 * columns, 2.8 * n_rows), sharey=True,
+                             squeeze=False)  # fmt: skip
+    flat = list(axes.flat)
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
     for name, table in tables.items():
         clean = float(table.loc[table.corruption == "clean", "accuracy"].iloc[0])
         corrupted = table[table.corruption != "clean"]
         curves = {c: corrupted[corrupted.corruption == c].set_index("severity").accuracy
                   for c in corruptions}  # fmt: skip
         curves["mean"] = corrupted.groupby("severity").accuracy.mean()
-        for ax, panel in zip(axes[0], panels, strict=True):
+        for ax, panel in zip(flat, panels, strict=False):
             curve = curves[panel]
             ax.plot([0, *curve.index], [clean, *curve.values], "o-", ms=3, label=name)
-            ax.set_title(panel)
-            ax.set_xlabel("severity")
-    axes[0, 0].set_ylabel("test accuracy")
-    axes[0, -1].legend(fontsize=8)
+            ax.set_title(panel, fontsize=10)
+    for row in axes:
+        row[0].set_ylabel("test accuracy")
+    for ax in flat[: len(panels)][-columns:]:
+        ax.set_xlabel("severity (0: clean)")
     fig.tight_layout()
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(tables),
+               frameon=False)  # fmt: skip
     return fig
 
 

@@ -37,6 +37,20 @@ def run_dir(preset: str = "full") -> Path:
     return PRETRAINED_DIR / preset
 
 
+MODELS_FROM = ("shipped", "run_dir")  # where notebooks 04 and 08 take their models from
+
+
+def models_dir(models_from: str, own: str | Path, preset: str = "full") -> Path:
+    """The run folder a notebook reads its two models from: the shipped ones of ``preset`` for
+    ``models_from="shipped"``, or notebook 03's in the notebook's run folder ``own`` for
+    ``"run_dir"``."""
+    if models_from == "shipped":
+        return run_dir(preset)
+    if models_from == "run_dir":
+        return Path(own)
+    raise ValueError(f"models_from must be one of {MODELS_FROM}, not {models_from!r}")
+
+
 def load(preset: str, kind: str) -> dict[str, Any]:
     """The shipped finished run of ``kind`` at ``preset``, as ``training.load_run`` returns it:
     its results (metrics, ``config``, wall time, machine) and its trained ``models``."""

@@ -1,4 +1,5 @@
-"""TensorFlow's native log lines: one pattern, kept out of notebooks and the main job's output.
+"""TensorFlow's native log lines: one pattern, kept out of notebooks and the main job's output
+(and progress bars, kept out of committed notebooks).
 
 TensorFlow's C++ side writes absl log lines straight to file descriptor 2 when it loads and when it
 probes for GPUs, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; one of them reads ``E0000 ... failed call
@@ -25,6 +26,21 @@ TF_LOG_LINE = re.compile(
     r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w.-]+:\d+\] .*"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)$"
 )
+
+
+# A tqdm progress bar's state ("sweep:  25%|██▌       | 3/12 [02:46<08:13, 54.82s/run]"): on a
+# live screen it redraws itself; in a committed notebook it is a stack of stale copies.
+PROGRESS_BAR = re.compile(r"^[^|\n]*\d+%\|[^|]*\|\s*[\d.]+[kMG]?/[\d.?]+[kMG]?\s*\[[^\]]*\]\s*$")
+
+
+def without_progress_bars(text: str) -> str:
+    """``text`` without the progress bar states that match :data:`PROGRESS_BAR` (each ended by a
+    carriage return or a newline)."""
+    return "\n".join("\r".join(_kept_parts(line)) for line in text.split("\n"))
+
+
+def _kept_parts(line: str) -> list[str]:
+    return [part for part in line.split("\r") if not PROGRESS_BAR.match(part)]
 
 
 def without_tf_log_lines(text: str) -> str:
@@ -58,9 +74,11 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 def strip_notebook(nb: Any) -> int:
-    """Remove TensorFlow log lines from the stderr outputs of an ``nbformat`` notebook, in place.
+    """Remove TensorFlow log lines and progress bars from the stderr outputs of an ``nbformat``
+    notebook, in place.
 
-    A stderr output left empty is dropped. Returns the number of lines removed.
+    A stderr output left empty (or only whitespace) is dropped. Returns the number of lines and
+    progress bar states removed.
     """
     removed = 0
     for cell in nb.cells:
@@ -72,6 +90,9 @@ def strip_notebook(nb: Any) -> int:
                 text = out["text"]
                 clean = without_tf_log_lines(text)
                 removed += len(text.splitlines()) - len(clean.splitlines())
+                removed += sum(line.count("\r") + 1 - len(_kept_parts(line))
+                               for line in clean.split("\n"))  # fmt: skip
+                clean = without_progress_bars(clean)
                 if not clean.strip():
                     continue
                 out["text"] = clean

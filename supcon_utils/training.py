@@ -781,6 +781,19 @@ class _Fitter:
         )  # fmt: skip
 
 
+def steps_per_epoch(cfg: Config) -> int:
+    """Optimizer steps in one epoch of ``cfg``'s training (its images over the batch size, the
+    last partial batch dropped): what an equal-steps comparison counts."""
+    return _batches_per_epoch(cfg, load_data(cfg).train)
+
+
+def epochs_for_steps(cfg: Config, steps: int) -> int:
+    """The fewest epochs of ``cfg`` that make at least ``steps`` optimizer steps."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    return math.ceil(steps / steps_per_epoch(cfg))
+
+
 def _batches_per_epoch(cfg: Config, train: data.Split) -> int:
     """The number of batches in every epoch of the training pipeline of ``cfg``."""
     balanced = _balanced(cfg)

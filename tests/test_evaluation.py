@@ -124,6 +124,16 @@ def test_project_2d_keeps_one_point_per_embedding(method):
     assert np.all(np.isfinite(xy))
 
 
+def test_pca_variance_is_the_share_along_the_axes_of_the_pca_picture():
+    r = np.random.default_rng(1)
+    flat = np.column_stack([r.normal(0, 3, 500), r.normal(0, 1, 500), r.normal(0, 0.01, 500)])
+    shares = evaluation.pca_variance(flat + [0, 0, 100])  # unit vectors: nearly flat there
+    assert shares.shape == (2,)
+    assert shares[0] > shares[1] > 0 and shares.sum() == pytest.approx(1.0, abs=1e-3)
+    expected = flat.var(axis=0) / flat.var(axis=0).sum()  # about 9 : 1 : 0, axes uncorrelated
+    np.testing.assert_allclose(shares, expected[:2], atol=0.01)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -203,3 +213,18 @@ def test_label_efficiency_grows_with_labels_on_separable_features():
     mean = table.groupby(["encoder", "per_class"]).accuracy.mean()
     assert mean["good", 100] > 0.9 and mean["noise", 100] < 0.5
     assert mean["good", 100] >= mean["good", 1]
+
+
+def test_geometry_centred_sees_classes_that_a_shared_offset_hides():
+    """Clusters on the far side of a large common offset: every cosine is near 1 until the mean
+    is taken off, after which the classes separate (the post-ReLU case of notebook 04)."""
+    x, y = clusters(dim=8, spread=0.1)
+    shifted = x + 50.0
+    raw = evaluation.geometry(shifted, y)
+    centred = evaluation.geometry(shifted, y, centre=True)
+    assert raw["inter_class_cosine"] > 0.99
+    assert centred["inter_class_cosine"] < 0.5 < centred["intra_class_cosine"]
+    assert centred["silhouette_cosine"] > raw["silhouette_cosine"]
+    assert evaluation.geometry(x - x.mean(axis=0), y) == evaluation.geometry(x, y, centre=True)
+    assert set(raw) == {"silhouette_cosine", "intra_class_cosine", "inter_class_cosine",
+                        "uniformity"}  # fmt: skip

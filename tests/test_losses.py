@@ -20,6 +20,7 @@ from supcon_utils.losses import (
     VARIANTS,
     SupConLoss,
     _anchor_losses,
+    positive_floor,
     positive_mask,
     supcon_loss,
 )
@@ -633,3 +634,21 @@ def test_positive_mask_is_the_loss_own_mask():
     expected = -per_anchor[keep].mean()
     got = supcon_loss(tf.constant(features), tf.constant(labels), temperature=0.5)
     assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_positive_floor_is_the_mean_log_positives_that_perfect_clusters_reach():
+    labels = np.array([0, 0, 0, 1, 1, 2, 3])  # class 3 alone: its anchors keep one positive
+    counts = positive_mask(labels, 2).numpy().sum(axis=1)
+    assert positive_floor(labels) == pytest.approx(np.mean(np.log(counts[counts > 0])), rel=1e-12)
+    assert positive_floor(np.arange(6)) == 0.0  # SimCLR: one positive each
+    perfect = np.repeat(np.eye(8)[labels, None], 2, axis=1)  # classes orthogonal, views equal
+    at_zero = float(supcon_loss(tf.constant(perfect), tf.constant(labels), temperature=0.01))
+    assert at_zero == pytest.approx(positive_floor(labels), abs=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # no embedding goes below it
+        features = tf.constant(rng.normal(size=(7, 2, 8)))
+        assert float(supcon_loss(features, tf.constant(labels), temperature=0.1)) > positive_floor(
+            labels
+        )
+    with pytest.raises(ValueError, match="no anchor in this batch has a positive"):
+        positive_floor(np.arange(3), n_views=1)

@@ -5,8 +5,10 @@ compares every output not marked NBVAL_IGNORE_OUTPUT; these runs check that the 
 really drives each notebook.
 """
 
+import base64
 import json
 import re
+import struct
 
 import nbformat
 import papermill
@@ -19,6 +21,7 @@ TINY = {
     "02_supcon_loss": {},
     "03_training": {"n_train": 512, "batch_size": 128, "epochs": 1, "probe_epochs": 1},
     "04_evaluation": {
+        "models_from": "run_dir",  # trains tiny models; the defaults (nbval) read the shipped ones
         "n_train": 512,
         "batch_size": 128,
         "epochs": 1,
@@ -51,6 +54,7 @@ TINY = {
         "weights": "0.5",
     },
     "08_transfer_and_robustness": {
+        "models_from": "run_dir",
         "n_train": 512,
         "batch_size": 128,
         "epochs": 1,
@@ -58,6 +62,7 @@ TINY = {
         "per_class": "1,all",
         "n_seeds": 2,
         "scratch_per_class": "1",
+        "scratch_steps": 3,
         "n_robust": 100,
     },
 }
@@ -94,3 +99,25 @@ def test_notebook_runs_with_tiny_parameters(tmp_path, name):
     assert results, f"{name} wrote no results.json under run_dir"
     for path in results:
         assert json.loads(path.read_text())["metrics"]
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_no_committed_figure_is_wider_than_16_inches(name):
+    """A figure wider than ~16 inches (1,650 pixels at the notebooks' 100 dpi) shrinks to
+    unreadable fonts at a notebook's width."""
+    cells = nbformat.read(runner.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4).cells
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                width, height = struct.unpack(">II", base64.b64decode(png)[16:24])
+                assert width <= 1650, f"{name} cell {index}: a figure {width} pixels wide"
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_notebook_ends_with_exercises(name):
+    """A "Try it" section: parameters to change and what to look for."""
+    cells = nbformat.read(runner.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4).cells
+    tries = [c for c in cells if c.cell_type == "markdown" and "## Try it" in c.source]
+    assert len(tries) == 1, f"{name} has {len(tries)} 'Try it' sections"
+    assert tries[0].source.count("\n- **") >= 2, f"{name}: at least two exercises"

@@ -27,6 +27,8 @@ def test_embedding_scatter_has_a_panel_per_model_and_a_legend_entry_per_class():
     fig = plots.embedding_scatter(points, labels, NAMES)
     assert [ax.get_title() for ax in fig.axes] == ["ce", "supcon"]
     assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == NAMES
+    fig = plots.embedding_scatter(points, labels, NAMES, axis_labels={"ce": ("PC 1", "PC 2")})
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("PC 1", "PC 2"), ("", "")]
 
 
 def test_confusion_matrices_are_row_normalised():
@@ -55,22 +57,36 @@ def test_sweep_lines_draw_one_line_per_hue_value():
     fig.canvas.draw()
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels(which="both") if t.get_text()]
     assert labels == ["0.05", "0.5"]  # only the swept values: no minor-tick labels over them
+    by_batch = plots.sweep_lines(table, "batch_size", {"acc": "SupCon"})
+    assert (by_batch.axes[0].get_xlabel(), by_batch.axes[0].get_ylabel()) == (
+        "batch size",
+        "validation accuracy",
+    )  # words, not column names
 
 
 def test_robustness_curves_have_a_panel_per_corruption_and_the_mean():
     rows = [{"corruption": "clean", "severity": 0, "accuracy": 0.9}]
     rows += [{"corruption": c, "severity": s, "accuracy": 0.9 - 0.1 * s}
              for c in ["noise", "blur"] for s in (1, 2)]  # fmt: skip
-    fig = plots.robustness_curves({"ce": pd.DataFrame(rows), "supcon": pd.DataFrame(rows)})
-    assert [ax.get_title() for ax in fig.axes] == ["noise", "blur", "mean"]
-    assert len(fig.axes[2].lines) == 2
-    assert list(fig.axes[2].lines[0].get_ydata()) == pytest.approx([0.9, 0.8, 0.7])
+    fig = plots.robustness_curves({"ce": pd.DataFrame(rows), "supcon": pd.DataFrame(rows)},
+                                  columns=2)  # fmt: skip
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["noise", "blur", "mean"]  # a 2 x 2 grid, one empty
+    assert len(fig.axes) == 4
+    assert len(shown[2].lines) == 2
+    assert list(shown[2].lines[0].get_ydata()) == pytest.approx([0.9, 0.8, 0.7])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ce", "supcon"]
+    assert max(fig.get_size_inches()) <= 16
 
 
 def test_metric_bars_and_gradient_figures_draw():
     table = {"ce": {"knn": 0.9, "probe": 0.8}, "supcon": {"knn": 0.95, "probe": 0.9}}
-    fig = plots.metric_bars(table)
-    assert len(fig.axes[0].patches) == 4
+    fig = plots.metric_bars(table, lower_is_better=["probe"])
+    assert [len(ax.patches) for ax in fig.axes] == [2, 2]  # a panel per metric, a bar per model
+    assert [ax.get_title() for ax in fig.axes] == ["knn\n(higher is better)",
+                                                   "probe\n(lower is better)"]  # fmt: skip
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.900", "0.950"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ce", "supcon"]
     sims = np.linspace(-0.9, 0.9, 6)
     is_pos = np.array([True] * 3 + [False] * 3)
     g = np.abs(sims)
@@ -108,19 +124,33 @@ def test_budget_curves_draw_a_band_only_with_several_seeds():
         ("supcon", s, e, e + 1.5, 0.4 + 0.25 * e + 0.01 * s) for s in (0, 1) for e in range(3)
     ]
     table = _budget(ce + supcon)  # supcon overtakes ce between 2 s and 3 s
-    fig = plots.budget_curves(table)
+    fig = plots.budget_curves(table, names={"ce": "cross-entropy"}, ylabel="accuracy (scorers)")
     time_axis = fig.axes[1]
-    labels = [t.get_text() for t in time_axis.get_legend().get_texts()]
-    assert labels[:2] == ["ce (1 seed)", "supcon (2 seeds)"]
+    (legend,) = fig.legends  # one, below the panels
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:2] == ["cross-entropy (1 seed)", "supcon (2 seeds)"]
+    assert fig.axes[0].get_ylabel() == "accuracy (scorers)"
     assert any(label.startswith("curves cross at") for label in labels)
     assert len(time_axis.collections) == 1  # supcon's band
 
 
-def test_training_curves_show_validation_accuracy_where_logged():
+def test_training_curves_one_legend_below_with_loss_references_start_and_accuracy():
     rows = [{"epoch": e, "loss": 1.0 / (e + 1), "val_accuracy": 0.5 + 0.1 * e} for e in range(3)]
-    fig = plots.training_curves({"supcon": rows}, val_labels={"supcon": "validation (k-NN)"})
-    twin = fig.axes[1]
-    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["validation (k-NN)"]
+    fig = plots.training_curves(
+        {"supcon": rows},
+        val_labels={"supcon": "validation (k-NN)"},
+        reference_lines={"supcon": {"collapse": 6.24, "floor": 3.9}},
+        start_losses={"supcon": 6.3},
+    )
+    ax, twin = fig.axes
+    assert twin.get_legend() is None  # one legend, under the panel: nothing drawn over the curves
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["training loss (epoch mean)", "collapse = 6.24", "floor = 3.90",
+                      "validation (k-NN)"]  # fmt: skip
+    assert ax.get_legend().get_bbox_to_anchor().y1 < ax.get_window_extent().y0  # below the axes
+    loss_line = ax.get_lines()[0]
+    assert list(loss_line.get_xdata()) == [0, 1, 2, 3] and loss_line.get_ydata()[0] == 6.3
+    assert list(twin.get_lines()[0].get_xdata()) == [1, 2, 3]
 
 
 def test_label_efficiency_curves_one_line_per_encoder_on_a_log_axis():
@@ -153,9 +183,10 @@ def test_ablation_bars_one_bar_per_label_and_metric_with_values():
     )  # fmt: skip
     fig = plots.ablation_bars(table, "recipe", {"probe": "linear probe", "knn": "20-NN"})
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["L_out", "L_in", "SimCLR"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["linear probe", "20-NN"]
-    heights = [[round(b.get_height(), 4) for b in bars] for bars in ax.containers]
-    assert heights == [[0.801, 0.811, 0.821], [0.7, 0.71, 0.72]]  # means over the seeds
-    assert ax.texts[0].get_text() == "0.801"  # values printed on the bars (means)
-    assert ax.get_ylim()[0] == pytest.approx(0.6)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["L_out", "L_in", "SimCLR"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["linear probe", "20-NN"]
+    widths = [[round(b.get_width(), 4) for b in bars] for bars in ax.containers]
+    assert widths == [[0.801, 0.811, 0.821], [0.7, 0.71, 0.72]]  # means over the seeds
+    assert ax.texts[0].get_text() == "0.801"  # values printed in the bars (means)
+    assert ax.get_xlim() == (0.0, 1.0)  # a bar's length is its value
+    assert ax.get_xlabel() == "validation accuracy"

@@ -48,6 +48,13 @@ def test_an_unshipped_preset_or_kind_is_refused_by_name():
         pretrained.load("full", "moco")
 
 
+def test_a_notebook_reads_the_shipped_models_or_its_own_run_folder(tmp_path):
+    assert pretrained.models_dir("shipped", tmp_path) == pretrained.run_dir("full")
+    assert pretrained.models_dir("run_dir", tmp_path) == tmp_path
+    with pytest.raises(ValueError, match=r"models_from must be one of \('shipped', 'run_dir'\)"):
+        pretrained.models_dir("mine", tmp_path)
+
+
 def test_the_built_package_contains_the_models(tmp_path):
     repo = tmp_path / "repo"  # a copy: building writes into the source tree
     shutil.copytree(ROOT / "supcon_utils", repo / "supcon_utils",

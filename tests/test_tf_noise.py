@@ -64,6 +64,22 @@ def test_strip_notebook_drops_log_lines_and_empty_stderr_outputs():
     ]
 
 
+def test_strip_notebook_drops_progress_bars_and_keeps_other_stderr():
+    bars = ["\rsweep:   0%|          | 0/4 [00:00<?, ?run/s]",
+            "\rsweep:  50%|█████     | 2/4 [00:56<01:06, 33.32s/run]",
+            "\rsweep: 100%|██████████| 4/4 [02:05<00:00, 31.25s/run]", "\n"]  # fmt: skip
+    cell = nbformat.v4.new_code_cell("sweep.config_sweep(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=b) for b in bars]
+    cell.outputs.append(nbformat.v4.new_output(
+        "stream", name="stderr", text="epoch 3: 10%|done| of the data\nUserWarning: kept\n"
+    ))  # fmt: skip
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert tf_noise.strip_notebook(nb) == 3
+    assert [o.text for o in cell.outputs] == ["epoch 3: 10%|done| of the data\nUserWarning: kept\n"]
+    both = "\rfit:  5%|▌ | 1/20 [00:01<00:19, 1.0it/s]\rfit: 10%|█ | 2/20 [00:02<00:18, 1.0it/s]"
+    assert tf_noise.without_progress_bars(both + "\nnext line\n") == "\nnext line\n"
+
+
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip

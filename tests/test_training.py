@@ -525,6 +525,18 @@ def test_few_label_runs_see_the_probes_images():
     assert np.bincount(y).tolist() == [3] * 10
 
 
+def test_steps_per_epoch_drop_the_partial_batch_and_epochs_for_steps_reach_the_count():
+    cfg = training.config("quick", **TINY)  # 256 images in batches of 64
+    assert training.steps_per_epoch(cfg) == 4
+    assert training.steps_per_epoch(dataclasses.replace(cfg, batch_size=100)) == 2  # 56 dropped
+    assert training.epochs_for_steps(cfg, 4) == 1
+    assert training.epochs_for_steps(cfg, 5) == 2
+    few = dataclasses.replace(cfg, labels_per_class=3, batch_size=30)  # one step an epoch
+    assert training.epochs_for_steps(few, 500) == 500
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        training.epochs_for_steps(cfg, 0)
+
+
 @pytest.mark.slow
 def test_simclr_and_one_anchor_view_change_the_loss_and_cross_entropy_refuses_no_labels(tmp_path):
     """The same seed, images and views: only the loss differs, so its first-epoch value must."""
