@@ -99,6 +99,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from IPython.display import display
 
 from supcon_utils import moco, models, plots, records, sweep, training
 from supcon_utils.losses import supcon_loss
@@ -208,7 +209,8 @@ table.insert(0, "label", list(labels_of))
 table["s_per_epoch"] = table.wall_time_s / epochs
 fig = plots.ablation_bars(table, "label", metrics)
 fig.savefig(out_dir / "momentum_queue.png", dpi=100)
-table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4)
+display(table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4))
+sweep.verdicts(table, "label", f"batch {small_batch}").round(4)  # on validation, by the probe
 
 # %% [markdown]
 # In the committed run the queue does not help: on validation, at batch 64 the probe reaches

@@ -36,9 +36,9 @@
 #
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, batch 256, one
 # seed), every route the same number of epochs. Notebook 05's SupCon run is loaded from
-# `run_dir/sweeps` when it is there (the same configuration); **251 s** with papermill on a 2-core
-# AMD EPYC (measured 2026-12-06) when it trains its own runs, about a minute more without
-# notebook 05's; executed again, it loads them all (44 s, as for the committed outputs).
+# `run_dir/sweeps` when it is there (the same configuration); **200 s** with papermill on a 2-core
+# Intel Xeon (2026-12-07) when it trains its own runs, about 40 s more without notebook 05's;
+# executed again, it loads them all (the time printed at the end).
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -96,6 +96,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from IPython.display import display
 
 from supcon_utils import evaluation, plots, records, sweep, training
 
@@ -168,25 +169,27 @@ table = table.assign(**knn, training_s=table.wall_time_s)
 metrics = {"val_accuracy": "own classifier", "knn_val_accuracy": "20-NN"}
 fig = plots.ablation_bars(table, "route", metrics)
 fig.savefig(out_dir / "routes.png", dpi=100)
-table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4)
+display(table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4))
+sweep.verdicts(table, "route", "cross-entropy").round(4)  # on validation, own classifier
 
 # %% [markdown]
-# In the committed run (one seed), on validation, the one-stage hybrid is the highest: 79.1%,
-# 79.0% and 79.0% at $\lambda$ = 0.1, 0.5 and 1, against 78.2% for cross-entropy and 73.0% for
-# SupCon + probe; its 20-NN accuracy (81.0% at each $\lambda$) is the highest too, cross-entropy's
-# 79.8% and SupCon's 76.6%. Fine-tuning comes last, 71.1%: two of its three epochs went to
-# SupCon, and one epoch of cross-entropy at a low learning rate is not enough to catch up at this budget. The
-# `training_s` column is each run's wall time: 23 s for cross-entropy, 37 to 43 s for each hybrid,
-# 66 s for SupCon + probe (made by notebook 05), 16 s for fine-tuning's last epoch (its two SupCon
-# epochs are a run of their own). At 3 epochs of 4,000 images they include each run's fixed costs
-# (building and tracing the model, scoring), so they do not rank the routes' cost per step
+# In the committed run (one seed), on validation, the one-stage hybrid is the highest: 79.2%,
+# 79.1% and 78.9% at $\lambda$ = 0.1, 0.5 and 1, against 78.1% for cross-entropy and 73.2% for
+# SupCon + probe; its 20-NN accuracy (81.0% to 81.2%) is the highest too, cross-entropy's 80.0%
+# and SupCon's 76.5%. Fine-tuning comes last, 71.0%: two of its three epochs went to SupCon, and
+# one epoch of cross-entropy at a low learning rate is not enough to catch up at this budget. The
+# `training_s` column is each run's wall time: 20 s for cross-entropy, 29 to 36 s for each hybrid,
+# 37 s for SupCon + probe (shared with notebook 05), 13 s for fine-tuning's last epoch (its two
+# SupCon epochs are a run of their own). At 3 epochs of 4,000 images they include each run's fixed
+# costs (building and tracing the model, scoring), so they do not rank the routes' cost per step
 # (`make bench` measures that).
 #
-# Differences of a point or two from one seed are a hint, not a result; SupCon + probe's five
-# points behind cross-entropy are more than that, at this budget of 3 epochs. And the hybrid's
-# classifier sees two augmented views of every image per epoch where cross-entropy's sees one, so part of its lead
-# may be the second view rather than SupCon: $\lambda = 0$ is that control (cross-entropy on
-# both views), one parameter away: `-p weights 0,0.1,0.5,1`.
+# The last table holds the verdicts against cross-entropy (`sweep.verdicts`, as in notebook 05):
+# with one seed they call nothing, so every difference above is a hint, the 4.9 points of SupCon +
+# probe included. And the hybrid's classifier sees two augmented views of every image per epoch
+# where cross-entropy's sees one, so part of its lead may be the second view rather than SupCon:
+# $\lambda = 0$ is that control (cross-entropy on both views), one parameter away:
+# `-p weights 0,0.1,0.5,1`.
 
 # %% [markdown]
 # ## What each route trades
@@ -195,14 +198,15 @@ table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4)
 # - **SupCon + probe** (the paper): two stages, and the encoder never sees the classifier's loss;
 #   a linear probe reads its classes from few labels as well as one reads cross-entropy's (the
 #   `full` models, notebook 08), and the classifier costs seconds.
-#   At this budget it is five points behind cross-entropy, at one seed (notebook 03's three seeds
-#   at its larger budget, the README's records: not separated on the test set).
+#   At this budget it is 4.9 points behind cross-entropy on validation, at one seed; over three
+#   seeds (notebook 03's records) cross-entropy is ahead on validation at `quick` and SupCon +
+#   probe at `full`.
 # - **SupCon + fine-tune**: worth it after a converged pretraining, where a few epochs of
 #   end-to-end cross-entropy at a low learning rate adjust the features to the labels; at an
 #   equal small budget it spends epochs that pretraining needed.
 # - **Hybrid**: one stage, two heads and two losses on the same batch, about the cost of SupCon;
 #   the SupCon term shapes the features and the cross-entropy term reads them out as they form.
-#   Here $\lambda$ between 0.1 and 1 barely matters (79.1%, 79.0% and 79.0%), a point above
+#   Here $\lambda$ between 0.1 and 1 barely matters (79.2%, 79.1% and 78.9%), about a point above
 #   cross-entropy, at one seed.
 
 # %% [markdown]

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from supcon_utils import runner
+from supcon_utils import runner, stats
 
 if TYPE_CHECKING:  # training imports TensorFlow: the notebook sweep's CLI starts without it
     from supcon_utils import training
@@ -107,6 +107,47 @@ def config_sweep(
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(run_dir) / table_file, index=False)
     return table
+
+
+def verdicts(
+    table: pd.DataFrame,
+    by: str,
+    reference: Any,
+    metric: str = "val_accuracy",
+    seed: str = "seed",
+) -> pd.DataFrame:
+    """Each setting of column ``by`` against the ``reference`` setting, over seeds.
+
+    A row per setting (in the table's order): the seeds, the mean and sd of ``metric``, and its
+    difference from the reference paired by seed (the seeds both have), with the 95% t interval
+    and the verdict of :func:`stats.verdict`: "ahead" or "behind" only when the interval excludes
+    zero, else "not separated at this budget" (always so with one seed). Failed runs (NaN) are
+    left out. The reference's own row has no difference, and the verdict "reference". A table
+    without a ``seed`` column is one seed.
+    """
+    if seed not in table:
+        table = table.assign(**{seed: 0})
+    if reference not in set(table[by]):
+        raise ValueError(f"reference {reference!r} is not a value of column {by!r}: "
+                         f"{list(dict.fromkeys(table[by]))}")  # fmt: skip
+    scores = table.dropna(subset=[metric]).groupby([by, seed])[metric].mean()
+    ref = scores.loc[reference]
+    rows = []
+    for setting in dict.fromkeys(table[by]):
+        values = scores.loc[setting] if setting in scores.index.get_level_values(0) else None
+        if values is None:
+            continue
+        mean, sd = stats.mean_sd(values.tolist())
+        row = {by: setting, "seeds": len(values), "mean": mean, "sd": sd}
+        if setting == reference:
+            row["verdict"] = "reference"
+        else:
+            both = values.index.intersection(ref.index)
+            diff = stats.paired_difference(values[both].tolist(), ref[both].tolist())
+            row |= {"difference": diff.mean, "95% low": diff.low, "95% high": diff.high,
+                    "verdict": stats.verdict(diff, "ahead", "behind")}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(by)
 
 
 def sweep(

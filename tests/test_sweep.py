@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -220,3 +221,25 @@ def test_config_sweep_refuses_unknown_keys_and_kinds_before_training(tmp_path):
     with pytest.raises(ValueError, match="must be a training.Config"):
         sweep.config_sweep([{}], {"temperature": 0.1}, tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_verdicts_call_a_difference_only_beyond_its_interval():
+    rows = []
+    for seed, (base, hot, cold) in enumerate([(0.80, 0.84, 0.79), (0.81, 0.85, 0.82),
+                                              (0.79, 0.83, 0.78)]):  # fmt: skip
+        rows += [{"temperature": 0.1, "seed": seed, "val_accuracy": base},
+                 {"temperature": 0.5, "seed": seed, "val_accuracy": hot},
+                 {"temperature": 0.05, "seed": seed, "val_accuracy": cold}]  # fmt: skip
+    rows.append({"temperature": 0.05, "seed": 3, "val_accuracy": float("nan")})  # a failed run
+    got = sweep.verdicts(pd.DataFrame(rows), "temperature", 0.1)
+    assert list(got.index) == [0.1, 0.5, 0.05]
+    assert got.loc[0.5, "verdict"] == "ahead"  # +0.04 on every seed
+    assert got.loc[0.5, "difference"] == pytest.approx(0.04)
+    assert got.loc[0.05, "verdict"] == "not separated at this budget"  # -0.01, +0.01, -0.01
+    assert got.loc[0.05, "seeds"] == 3 and np.isnan(got.loc[0.1, "difference"])
+    assert got.loc[0.1, "verdict"] == "reference"
+    assert got.loc[0.1, "mean"] == pytest.approx(0.80) and got.loc[0.1, "sd"] == pytest.approx(0.01)
+    one = sweep.verdicts(pd.DataFrame(rows[:3]).drop(columns="seed"), "temperature", 0.1)
+    assert one.loc[0.5, "verdict"] == "one seed: not separated at this budget"
+    with pytest.raises(ValueError, match="reference 0.2 is not a value of column 'temperature'"):
+        sweep.verdicts(pd.DataFrame(rows), "temperature", 0.2)
