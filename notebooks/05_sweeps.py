@@ -35,10 +35,11 @@
 #   small encoder's linear-probe and k-NN accuracy at a budget of minutes.
 #
 # **The budget**: every run trains the small ResNet of notebook 03 with SupCon on 4,000
-# Fashion-MNIST training images (a stratified subset) for 3 epochs, one seed: ten runs,
-# **285 s** with papermill on a 2-core Intel Xeon (2026-12-07) when it trains eight of them (two
-# were trained by notebook 06; about 70 s more without); executed again, it loads them from
-# `run_dir` (the times in the tables are those of the training either way). That is a fraction of notebook
+# Fashion-MNIST training images (a stratified subset) for 3 epochs (the equal-steps sweep
+# excepted), one seed: 13 runs, about 8 minutes with papermill on a 2-core Intel Xeon when it
+# trains them all (2026-12-07: 285 s for eight, two more came from notebook 06, then 135 s for
+# the three equal-steps runs); executed again, it loads them from `run_dir` (the times in the
+# tables are those of the training either way). That is a fraction of notebook
 # 03's budget (20,000 images, 6 epochs), so absolute accuracies are lower, and a one-seed
 # difference of a point or less is within the noise. Larger budgets and several seeds (error bars) are
 # parameters (the command is at the end).
@@ -100,6 +101,7 @@ from pathlib import Path
 
 import keras
 import pandas as pd
+from IPython.display import display
 
 from supcon_utils import plots, records, sweep, training
 
@@ -143,9 +145,19 @@ recipes = {  # the categorical ablations: a name, and its overrides
         "classes_per_batch": classes_per_batch
     },
 }
+base_steps = base.epochs * training.steps_per_epoch(base)
+
+
+def equal_steps(size: int) -> dict:
+    """Batch `size` for the fewest epochs that take at least the base run's optimizer steps."""
+    cfg = dataclasses.replace(base, batch_size=size)
+    return {"batch_size": size, "epochs": training.epochs_for_steps(cfg, base_steps)}
+
+
 ablations = {  # ablation -> {label: overrides}
     "temperature": {t: {"temperature": float(t)} for t in temperatures.split(",")},
     "batch size": {b: {"batch_size": int(b)} for b in batch_sizes.split(",")},
+    "batch size, equal steps": {b: equal_steps(int(b)) for b in batch_sizes.split(",")},
     "recipe": recipes,
 }
 points = [(name, label, {**overrides, "seed": s}) for name, group in ablations.items()
@@ -199,26 +211,35 @@ sweep.verdicts(table[table.ablation == "temperature"], "temperature", base.tempe
 # Every image of a batch is a negative (or, with its label, a positive) of every other: a batch
 # of 512 gives each view 1,023 others to contrast with, a batch of 64 only 127. At a fixed number
 # of epochs and a fixed learning rate, a smaller batch also takes more optimizer steps (186 at 64
-# against 21 at 512 here), so this sweep measures both effects at once, as a fixed budget of
-# epochs would.
+# against 21 at 512 here), so a sweep at equal epochs measures both effects at once. The second
+# sweep separates them: every batch size trains for the fewest whole epochs that take at least
+# the base run's steps (`training.epochs_for_steps`), so the number of updates is about equal and
+# only the contrasts per step differ.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies and times measured on this machine)
-by_batch = table[table.ablation == "batch size"]
-fig = plots.sweep_lines(by_batch, "batch_size", metrics)
+by_batch = table[table.ablation.str.startswith("batch size")].assign(
+    budget=lambda t: t.ablation.map({"batch size": f"{epochs} epochs each",
+                                     "batch size, equal steps": f"{base_steps}+ steps each"}),
+    steps=lambda t: t.epochs * (n_train // t.batch_size),  # the last partial batch is dropped
+)  # fmt: skip
+fig = plots.sweep_lines(by_batch, "batch_size", metrics, hue="budget")
 fig.savefig(out_dir / "batch_size.png", dpi=100)
-sweep.verdicts(by_batch, "batch_size", base.batch_size).round(4)
+for budget, runs_of in by_batch.groupby("budget", sort=False):
+    print(f"{budget}: " + ", ".join(f"batch {b}: {e} epoch{'s' if e > 1 else ''}, {n} steps" for b, e, n in
+                                    runs_of[["batch_size", "epochs", "steps"]].values))  # fmt: skip
+    display(sweep.verdicts(runs_of, "batch_size", base.batch_size).round(4))
 
 # %% [markdown]
-# Here the smaller batch is ahead by a wide margin: 79.0% at 64, 76.3% at 128, 73.2% at 256 and
-# 68.6% at 512 for the probe (80.3% down to 74.4% for 20-NN), though with one seed the rule calls
-# none of it; the runs took 28 to 41 s each. That is the opposite of the paper's trend, and the
-# step counts say why: after 3 epochs the run at 64 has taken 186 optimizer steps and the run at
-# 512 only 21, so at this budget the number of updates matters more than the number of contrasts
-# per anchor. The paper's comparison is at hundreds of epochs, when every batch size has
-# converged. To separate the two effects, give every batch size the same number of steps (Try it,
-# below), or train to the plateau (the larger budget below).
+# At equal epochs the smaller batch is ahead by a wide margin: 79.0% at 64, 76.3% at 128, 73.2%
+# at 256 and 68.6% at 512 for the probe (80.3% down to 74.4% for 20-NN); the runs took 28 to 41 s
+# each. That is the opposite of the paper's trend, and the step counts say why: 186 optimizer
+# steps at 64, 21 at 512. At about equal steps (45 to 62) the probe's spread shrinks from 10.3
+# points to 1.9 (74.2%, 75.1%, 73.2% and 73.5% from 64 to 512), and the 20-NN vote now rises with
+# the batch overall (74.4%, 78.0%, 76.5% and 79.0%), the paper's direction. So at this budget the
+# number of updates explains most of the equal-epoch gap. One seed: the verdicts call none of
+# these, and at equal steps the larger batch also sees each image more often (7 epochs at 512).
 
 # %% [markdown]
 # ## The loss variant, labels, and class-balanced batches
@@ -260,9 +281,10 @@ sweep.verdicts(by_recipe, "label", "SupCon (L_out)").round(4)
 #
 # At a budget of minutes the sweeps mostly measure how fast each setting learns, not where it
 # ends: the temperature's best is near the paper's, labels and balanced batches differ from the
-# base by about a point (one seed: not separated), and two results disagree with the paper by
-# several points (smaller batches and $\mathcal{L}^{sup}_{in}$ higher), both plausibly because 3
-# epochs are far from convergence, and each from one seed. The same sweeps at
+# base by about a point (one seed: not separated), smaller batches are far ahead only at equal
+# epochs (at equal steps the 20-NN vote rises with the batch, as in the paper), and
+# $\mathcal{L}^{sup}_{in}$ is higher by several points, against the paper, plausibly because 3
+# epochs are far from convergence; each from one seed. The same sweeps at
 # notebook 03's budget and three seeds are one command:
 #
 # ```bash
@@ -270,18 +292,17 @@ sweep.verdicts(by_recipe, "label", "SupCon (L_out)").round(4)
 # ```
 #
 # Not run for this notebook: a run above took 28 to 41 s for 4,000 images x 3 epochs, and this
-# is ten times the images seen, so roughly 5 to 7 minutes a run, about an hour a seed (10
-# distinct runs) and three hours for three seeds on this 2-core CPU (an estimate, not a
-# measurement). Every run is resumable, so the command can be run again after an interruption.
+# is ten times the images seen, so roughly 5 to 7 minutes a run, one to one and a half hours a
+# seed (13 distinct runs) and three to four and a half hours for three seeds on this 2-core CPU
+# (an estimate, not a measurement). Every run is resumable, so the command can be run again after an interruption.
 
 # %% [markdown]
 # ## Try it
 #
 # - **Error bars.** `n_seeds=3` trains every point at three seeds (about three times this
 #   notebook's time): which of the differences above outlast the bands?
-# - **Equal steps.** The batch-size sweep keeps the epochs, so batch 512 takes a quarter of batch
-#   128's steps. Run it again with `batch_sizes="512"` and `epochs=12` (84 steps against batch
-#   128's 93 at 3 epochs): at about equal steps, is the large batch still behind?
+# - **More steps for everyone.** `epochs=6`: the equal-steps sweep then gives each batch size
+#   about 90 steps; does the 20-NN vote still rise with the batch?
 # - **A colder temperature.** `temperatures="0.02,0.05,0.1"`: where does the loss start to
 #   collapse or train unstably?
 

@@ -147,7 +147,8 @@ def verdicts(
             row |= {"difference": diff.mean, "95% low": diff.low, "95% high": diff.high,
                     "verdict": stats.verdict(diff, "ahead", "behind")}  # fmt: skip
         rows.append(row)
-    return pd.DataFrame(rows).set_index(by)
+    columns = [by, "seeds", "mean", "sd", "difference", "95% low", "95% high", "verdict"]
+    return pd.DataFrame(rows, columns=columns).set_index(by)
 
 
 def sweep(

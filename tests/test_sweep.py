@@ -233,6 +233,8 @@ def test_verdicts_call_a_difference_only_beyond_its_interval():
     rows.append({"temperature": 0.05, "seed": 3, "val_accuracy": float("nan")})  # a failed run
     got = sweep.verdicts(pd.DataFrame(rows), "temperature", 0.1)
     assert list(got.index) == [0.1, 0.5, 0.05]
+    assert list(got.columns) == ["seeds", "mean", "sd", "difference", "95% low", "95% high",
+                                 "verdict"]  # fmt: skip
     assert got.loc[0.5, "verdict"] == "ahead"  # +0.04 on every seed
     assert got.loc[0.5, "difference"] == pytest.approx(0.04)
     assert got.loc[0.05, "verdict"] == "not separated at this budget"  # -0.01, +0.01, -0.01
