@@ -138,8 +138,9 @@ for layer in augmenter.layers:  # each layer and the settings of its random draw
 # One image per class; every row shows the original and its views. Each view gets its own random
 # crop, flip, jitter and erasing. Views that look washed out or darker than their original are
 # the brightness and contrast jitter at work (applied to 80% of the views: a brightness shift of
-# up to 0.2 on pixels in [0, 1], a contrast gain of 1 to 1.4); a grey rectangle is an erased
-# patch.
+# up to 0.2 on pixels in [0, 1], a contrast gain of 1 to 1.4); a speckled rectangle is an erased
+# patch, filled with noise (each view with probability 0.25, the `rate` printed above; this grid's
+# draw happens to erase 12 of its 20 views).
 
 # %%
 rng = np.random.default_rng(seed)

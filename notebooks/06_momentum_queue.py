@@ -39,7 +39,8 @@
 # **The budget**: notebook 05's (4,000 Fashion-MNIST training images, 3 epochs, one seed). Its
 # batch-64 and batch-512 SupCon runs are loaded from `run_dir/sweeps` when notebook 05 has run
 # (the same configurations, so the same runs); then only the queue runs train. Run alone, all
-# four runs trained, it took 161 s on a 2-core Intel Xeon (2026-12-07; printed at the end).
+# four runs trained, it took 161 s on a 2-core Intel Xeon (2026-12-07); executed again, it loads
+# them (the time printed at the end).
 
 # %% tags=["parameters"]
 # One line per parameter, `name: type = default  # help`: papermill reads them so.
@@ -216,9 +217,10 @@ sweep.verdicts(table, "label", f"batch {small_batch}").round(4)  # on validation
 # In the committed run the queue does not help: on validation, at batch 64 the probe reaches
 # 79.0% without it, 78.2% with 1,024 keys and 78.2% with 4,096; the 20-NN vote 80.3%, 79.4% and
 # 79.3%. Differences of about a point, from one seed, are not separated from the noise. A step
-# with the queue cost 12% more in this run (93 against 83 ms above: the key encoder's forward pass
-# and the wider similarity matrix); the table's seconds per epoch (wall time over epochs, the probe
-# and the machine's swings included) do not resolve that (13.0 and 14.2 s against 13.7 s). And the
+# with the queue cost 36% more in this run (95 against 70 ms above: the key encoder's forward pass
+# and the wider similarity matrix; step times on this machine swing, so take the size of that
+# loosely); the table's seconds per epoch (wall time over epochs, the probe and the machine's
+# swings included) do not resolve it (13.0 and 14.2 s against 13.7 s). And the
 # batch of 512 is not the ceiling the queue should reach at this budget: it is 10 points behind
 # batch 64 (68.6%), because it takes 21 optimizer steps where batch 64 takes 186 (notebook 05).
 # At batch 64 on ten classes an anchor already has about 12 positives and 115 negatives in its
