@@ -223,7 +223,7 @@ geometry.round(3)
 # shapes. One layer earlier, where the probe, the kNN vote and this notebook's other metrics read,
 # the two encoders are alike: silhouettes 0.55 (SupCon) and 0.52 (cross-entropy). Centring shows
 # how much of the raw similarities is the shared offset of features that are all >= 0: the
-# inter-class cosine falls from about 0.5 to about -0.08 for both encoders, and their intra-class
+# inter-class cosine falls from about 0.5 to -0.07 or -0.08 for both encoders, and their intra-class
 # cosines (0.69 and 0.73 centred) stay within 0.04 of each other.
 
 # %% [markdown]

@@ -135,7 +135,7 @@ routes = {
     "cross-entropy": {"kind": "cross_entropy"},
     "SupCon + probe": {},
     "SupCon + fine-tune": {"kind": "finetune", "epochs": epochs - finetune_epochs},
-    **{f"hybrid, lambda {w}": {"kind": "hybrid", "supcon_weight": float(w)}
+    **{f"hybrid, λ = {w}": {"kind": "hybrid", "supcon_weight": float(w)}
        for w in weights.split(",")},
 }  # fmt: skip
 table = sweep.config_sweep(list(routes.values()), base, sweep_dir,

@@ -136,11 +136,12 @@ def test_declared_types_are_read_from_the_notebooks_annotations():
 
 @pytest.mark.slow
 def test_notebook_04_evaluates_the_run_03_trained_whatever_its_parameters(tmp_path):
-    """A parameter that only 03 declares (temperature) carries through: 04 reads 03's run."""
+    """A parameter that only 03 declares (temperature) carries through: 04, told to read 03's
+    runs (`models_from=run_dir`, not the shipped models), evaluates them."""
     tiny = {"n_train": 512, "batch_size": 128, "epochs": 1, "probe_epochs": 1}
     done = runner.run_all(
-        "t", {**tiny, "temperature": 0.3, "n_geometry": 300, "n_plot": 300}, ["03", "04"],
-        runs_dir=tmp_path,
+        "t", {**tiny, "temperature": 0.3, "n_geometry": 300, "n_plot": 300,
+              "models_from": "run_dir"}, ["03", "04"], runs_dir=tmp_path,
     )  # fmt: skip
     assert [r.error for r in done] == [None, None], [r.output for r in done]
     evaluated = json.loads((tmp_path / "t" / "evaluation" / "results.json").read_text())
