@@ -133,10 +133,9 @@ def verdicts(
     scores = table.dropna(subset=[metric]).groupby([by, seed])[metric].mean()
     ref = scores.loc[reference]
     rows = []
-    for setting in dict.fromkeys(table[by]):
-        values = scores.loc[setting] if setting in scores.index.get_level_values(0) else None
-        if values is None:
-            continue
+    scored = set(scores.index.get_level_values(0))
+    for setting in (s for s in dict.fromkeys(table[by]) if s in scored):
+        values = scores.loc[setting]
         mean, sd = stats.mean_sd(values.tolist())
         row = {by: setting, "seeds": len(values), "mean": mean, "sd": sd}
         if setting == reference:
