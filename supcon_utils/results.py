@@ -6,6 +6,7 @@ validation and test metrics, seconds, the machine and TensorFlow that trained it
 the command that made it. ::
 
     python -m supcon_utils.results make quick     # train notebook 03's three seeds, record them
+    python -m supcon_utils.results make small     # notebooks 05-06's ablations, into results/sweeps
     python -m supcon_utils.results add runs/x --set x --command "<what made runs/x>"  # any runs
     python -m supcon_utils.results                       # print the tables
     python -m supcon_utils.results --write README.md docs/results.md  # fill their results blocks
@@ -53,19 +54,41 @@ SETS = {  # the sets the README reports: notebook 03's parameters (its budget st
     "quick": {"n_seeds": 3},  # about 17 min here
     "full": {"preset": "full", "n_seeds": 3},  # about 2.5 h here
 }
+SWEEPS = "sweeps"  # results/sweeps/<set>: the ablations' records, read by the notebooks' sweeps
+SWEEP_SETS = {  # set -> the notebooks that train it, and their parameters
+    "small": (("05", "06"), {"n_seeds": 3}),  # their defaults, three seeds
+}
 
 
 def make(set_name: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
     """Train the set ``set_name`` of :data:`SETS` with notebook 03 into ``runs/results-<set>``
-    (resumed where it stopped, finished runs loaded) and record its runs."""
+    (resumed where it stopped, finished runs loaded) and record its runs; or the ablations of a
+    set of :data:`SWEEP_SETS` into ``runs/sweeps-<set>``, recorded beside its former records in
+    ``results_dir/sweeps/<set>``, which the notebooks read, so that only the missing runs train."""
+    if set_name in SWEEP_SETS:
+        return _make_sweeps(set_name, Path(results_dir) / SWEEPS)
     if set_name not in SETS:
-        raise ValueError(f"set {set_name!r}: allowed are {', '.join(SETS)}")
+        raise ValueError(f"set {set_name!r}: allowed are {', '.join([*SETS, *SWEEP_SETS])}")
     name = f"results-{set_name}"
     done = runner.run_all(name, SETS[set_name], ["03"])
     if any(r.error for r in done):
         raise RuntimeError(f"notebook 03 failed; see {runner.RUNS_DIR / name}")
     command = f"python -m supcon_utils.results make {set_name}"
     return add(runner.RUNS_DIR / name, set_name, command, results_dir)
+
+
+def _make_sweeps(set_name: str, sweeps_dir: Path) -> list[Path]:
+    selected, parameters = SWEEP_SETS[set_name]
+    name = f"sweeps-{set_name}"
+    recorded = (sweeps_dir / set_name).resolve()
+    done = runner.run_all(name, {**parameters, "records_dir": str(recorded)}, list(selected))
+    if any(r.error for r in done):
+        raise RuntimeError(f"a notebook failed; see {runner.RUNS_DIR / name}")
+    run_dir = runner.RUNS_DIR / name
+    if not any(_is_training(p) for p in run_dir.rglob(records.RESULTS)):
+        return []  # every run was recorded already
+    command = f"python -m supcon_utils.results make {set_name}"
+    return add(run_dir, set_name, command, sweeps_dir, keep=True)
 
 
 def record(run_folder: Path, set_name: str, command: str) -> dict[str, Any]:
@@ -90,19 +113,31 @@ def record(run_folder: Path, set_name: str, command: str) -> dict[str, Any]:
     }
 
 
-def add(run_dir: Path, set_name: str, command: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """Record every finished training run under ``run_dir`` in ``results_dir/<set_name>/`` (in
-    place of the set's former records) and return the files written."""
+def add(
+    run_dir: Path,
+    set_name: str,
+    command: str,
+    results_dir: Path = RESULTS_DIR,
+    keep: bool = False,
+) -> list[Path]:
+    """Record every finished training run under ``run_dir`` in ``results_dir/<set_name>/``, in
+    place of the set's former records (``keep``: beside them, a run of the same recipe and
+    configuration replacing its old record), and return the files written."""
     if not set_name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"--set {set_name!r}: use letters, digits, '-' and '_' only")
-    new = records_of(run_dir, set_name, command)
+    new = list(records_of(run_dir, set_name, command).values())
     out = Path(results_dir) / set_name
+    kept = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))] if keep else []
+    merged = list({(r["kind"], json.dumps(r["config"], sort_keys=True)): r
+                   for r in [*kept, *new]}.values())  # fmt: skip
+    fields = varying(merged)
+    named = {_file_name(r, fields): r for r in merged}
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.json"):
         old.unlink()
-    for name, rec in new.items():
+    for name, rec in named.items():
         records.write_json(out / name, rec)
-    return [out / name for name in new]
+    return [out / name for name in named]
 
 
 def records_of(run_dir: Path, set_name: str, command: str) -> dict[str, dict[str, Any]]:
@@ -294,8 +329,9 @@ def _order(kind: str) -> int:
 
 
 def _is_training(path: Path) -> bool:
+    """A training run's results.json (training.run's), not a notebook's."""
     content = json.loads(path.read_text())
-    return "kind" in content and "config" in content
+    return {"kind", "config", "resumed_after_epochs"} <= set(content)
 
 
 def _training_seconds(run_folder: Path) -> float | None:
@@ -334,11 +370,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 if one's tables differ")  # fmt: skip
     sub = parser.add_subparsers(dest="verb")
     making = sub.add_parser("make", help="train a set of SETS (resumable) and record it")
-    making.add_argument("set", choices=list(SETS))
+    making.add_argument("set", choices=[*SETS, *SWEEP_SETS])
     adding = sub.add_parser("add", help="record the finished runs of a run folder")
     adding.add_argument("run_dir", type=Path)
     adding.add_argument("--set", required=True, help="the set's name, e.g. quick or full")
     adding.add_argument("--command", required=True, help="the command that made run_dir")
+    adding.add_argument("--keep", action="store_true", help="keep the set's other records")
     args = parser.parse_args(argv)
     try:
         return _main(args)
@@ -349,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     if args.verb in ("add", "make"):
         if args.verb == "add":
-            paths = add(args.run_dir, args.set, args.command, args.results)
+            paths = add(args.run_dir, args.set, args.command, args.results, args.keep)
         else:
             paths = make(args.set, args.results)
         print("\n".join(map(str, paths)))

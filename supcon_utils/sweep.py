@@ -49,6 +49,7 @@ def config_sweep(
     *,
     kind: str = "supcon",
     table_file: str = "sweep.csv",
+    records: str | Path | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train ``kind`` at ``base`` with each point's overrides; one table.
@@ -64,8 +65,14 @@ def config_sweep(
     trained), ``val_accuracy`` and ``test_accuracy`` (the run's own classifier: SupCon's linear
     probe, a classifier's logits), ``knn_val_accuracy`` and ``knn_test_accuracy`` (a k-NN vote
     of the final encoder's features, see ``training.ValAccuracy``; for SupCon, MoCo and hybrid
-    runs only; per-epoch scoring is left to the last epoch, to save time) and ``wall_time_s`` (of
-    training, when first trained). Choose on the validation columns; the test ones are reported.
+    runs only; per-epoch scoring is left to the last epoch, to save time), ``wall_time_s`` (of
+    training, when first trained) and ``recorded``. Choose on the validation columns; the test
+    ones are reported.
+
+    ``records`` is a folder of committed records (``results/sweeps``, made by
+    ``python -m supcon_utils.results make``): a point with a record of its kind and configuration
+    there (seed included, see ``training.same_run``) takes its row from the record, untrained, and
+    ``recorded`` says so. A folder that does not exist holds no records: every point trains.
     Unknown keys or kinds, and a ``base`` that is not a Config, raise ValueError before any run.
     """
     from tqdm import tqdm
@@ -88,11 +95,20 @@ def config_sweep(
             changed = {"kind": point_kind, **changed}
         plans.append((point_kind, cfg, point_folder(changed) if changed else "base"))
     keys = list(dict.fromkeys(k for point in points for k in point if k != "kind"))
+    recorded = read_records(records) if records is not None else []
 
     rows = []
     for point_kind, cfg, folder in tqdm(plans, desc="sweep", unit="run", disable=not progress):
         row = {**{k: getattr(cfg, k) for k in keys}, "kind": point_kind, "point": folder,
-               "error": None, **dict.fromkeys(METRICS), "wall_time_s": None}  # fmt: skip
+               "error": None, **dict.fromkeys(METRICS), "wall_time_s": None,
+               "recorded": False}  # fmt: skip
+        record = next((r for r in recorded if r["kind"] == point_kind
+                       and training.same_run(r["config"], cfg, point_kind)), None)  # fmt: skip
+        if record is not None:
+            row |= {k: record["metrics"].get(k) for k in METRICS}
+            row |= {"wall_time_s": record["wall_time_s"], "recorded": True}
+            rows.append(row)
+            continue
         try:
             results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0,
                                    score_every=cfg.epochs)  # fmt: skip
@@ -107,6 +123,12 @@ def config_sweep(
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(run_dir) / table_file, index=False)
     return table
+
+
+def read_records(folder: str | Path) -> list[dict[str, Any]]:
+    """Every training run's record under ``folder``, at any depth (none if it does not exist)."""
+    found = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("*.json"))]
+    return [r for r in found if {"kind", "config", "metrics", "wall_time_s"} <= set(r)]
 
 
 def verdicts(

@@ -461,6 +461,14 @@ def _finished(out: Path, cfg: Config, kind: str) -> dict[str, Any] | None:
     return None
 
 
+def same_run(saved_config: dict[str, Any], cfg: Config, kind: str) -> bool:
+    """Whether the run saved with ``saved_config`` (a run's ``results.json`` or a record under
+    ``results/``) is the run of ``kind`` at ``cfg``: the test :func:`run` makes before it loads
+    a finished run instead of training it."""
+    saved = recipes.current_names(saved_config)
+    return not _config_differences(saved, dataclasses.asdict(cfg), recipes.ignored_fields(kind))
+
+
 def _refuse_other_config(out: Path, saved: dict, wanted: dict, ignored: tuple[str, ...]) -> None:
     differ = _config_differences(saved, wanted, ignored)
     if differ:

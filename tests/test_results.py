@@ -96,6 +96,25 @@ def test_what_cannot_be_a_record_is_refused(tmp_path):
         results.add(tmp_path / "c", "small", "x", tmp_path / "res")
 
 
+def test_a_sweep_recorded_in_parts_keeps_its_earlier_records(tmp_path):
+    # Part one: two temperatures; a notebook's own results.json beside them is no training run.
+    _fake_run(tmp_path / "one/t1/supcon", "supcon", 0, 0.80, temperature=0.1)
+    _fake_run(tmp_path / "one/t5/supcon", "supcon", 0, 0.70, temperature=0.5)
+    records.write_results(tmp_path / "one", {"kind": "sweeps", "metrics": {}, "config": {}})
+    results.add(tmp_path / "one", "sw", "part one", tmp_path / "res")
+    # Part two, kept beside it: one new point and the 0.5 run trained again (it replaces the old).
+    _fake_run(tmp_path / "two/t5/supcon", "supcon", 0, 0.75, temperature=0.5)
+    _fake_run(tmp_path / "two/t1s1/supcon", "supcon", 1, 0.81, temperature=0.1)
+    paths = results.add(tmp_path / "two", "sw", "part two", tmp_path / "res", keep=True)
+    recs = results.load(tmp_path / "res")["sw"]
+    assert sorted(p.name for p in paths) == sorted(p.name for p in (tmp_path / "res/sw").iterdir())
+    assert sorted((r["config"]["temperature"], r["seed"], r["command"]) for r in recs) == [
+        (0.1, 0, "part one"), (0.1, 1, "part two"), (0.5, 0, "part two")]  # fmt: skip
+    # Without keep, the set is replaced.
+    results.add(tmp_path / "two", "sw", "part two", tmp_path / "res")
+    assert len(results.load(tmp_path / "res")["sw"]) == 2
+
+
 def test_a_search_gets_a_row_per_setting_and_validation_alone_chooses(tmp_path):
     run_dir = tmp_path / "run"
     # validation prefers 5e-3 for SupCon and 1e-2 for cross-entropy; the test set says otherwise

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supcon_utils import sweep
+from supcon_utils import results, sweep
 
 BODY = """\
 import json, pathlib
@@ -181,7 +181,7 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
 
     assert "cross_entropy" in capsys.readouterr().out  # the failure is printed
     assert list(table.columns) == ["temperature", "use_labels", "kind", "point", "error",
-                                   *sweep.METRICS, "wall_time_s"]  # fmt: skip
+                                   *sweep.METRICS, "wall_time_s", "recorded"]  # fmt: skip
     assert table.point.tolist() == [
         "base", "temperature=0.5", "base", "kind=cross_entropy,use_labels=false",
         "kind=cross_entropy"]  # fmt: skip
@@ -208,6 +208,20 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
     pd.testing.assert_frame_equal(again, table)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"),
                                   pd.read_csv(tmp_path / "sweep.csv"))  # fmt: skip
+    assert not table.recorded.any()
+
+    # Recorded (results.add), the runs are read from their records elsewhere, untrained; a point
+    # of another configuration has no record, so it trains.
+    results.add(tmp_path, "tiny", "this test", tmp_path / "records")
+    elsewhere = tmp_path / "elsewhere"
+    read = sweep.config_sweep([*points[:3], {"temperature": 0.3}], base, elsewhere,
+                              records=tmp_path / "records", progress=False)  # fmt: skip
+    assert read.recorded.tolist() == [True, True, True, False]
+    assert read.error.isna().all()
+    same = table.drop(columns=["recorded", "use_labels", "error"]).iloc[:3]
+    pd.testing.assert_frame_equal(read.drop(columns=["recorded", "error"]).iloc[:3], same)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["sweep.csv", "temperature=0.3"]
+    assert sweep.read_records(tmp_path / "no such folder") == []
 
 
 def test_config_sweep_refuses_unknown_keys_and_kinds_before_training(tmp_path):
