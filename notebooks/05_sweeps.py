@@ -55,9 +55,10 @@ probe_epochs: int = 40  # epochs of each run's linear probe (on frozen features)
 temperatures: str = "0.05,0.1,0.2,0.5"  # temperatures of the temperature sweep, comma-separated
 batch_sizes: str = "64,128,256,512"  # batch sizes of the batch-size sweep, comma-separated
 classes_per_batch: int = 8  # class-balanced batches: batch_size / classes_per_batch images of each of this many classes
-n_seeds: int = 1  # seeds of every point (seed, seed + 1, ...): several give error bars
+n_seeds: int = 3  # seeds of every point (seed, seed + 1, ...): the verdicts' intervals
 seed: int = 0  # seeds Python, numpy, TensorFlow, the subset and the augmentation
 run_dir: str = "runs/default"  # run folder: the sweeps' runs go to run_dir/sweeps
+records_dir: str = "../results/sweeps"  # committed records: a point recorded there at its settings is read, not trained (empty string: train all)
 # fmt: on
 
 # %%
@@ -145,23 +146,35 @@ recipes = {  # the categorical ablations: a name, and its overrides
         "classes_per_batch": classes_per_batch
     },
 }
+
+
+def ablation_points(base: training.Config) -> list[tuple[str, str, dict]]:
+    """(ablation, label, overrides) of every point at every seed, around `base`."""
+    base_steps = base.epochs * training.steps_per_epoch(base)
+
+    def equal_steps(size: int) -> dict:
+        """Batch `size` for the fewest epochs that take at least the base run's steps."""
+        cfg = dataclasses.replace(base, batch_size=size)
+        return {"batch_size": size, "epochs": training.epochs_for_steps(cfg, base_steps)}
+
+    ablations = {  # ablation -> {label: overrides}
+        "temperature": {t: {"temperature": float(t)} for t in temperatures.split(",")},
+        "batch size": {b: {"batch_size": int(b)} for b in batch_sizes.split(",")},
+        "batch size, equal steps": {b: equal_steps(int(b)) for b in batch_sizes.split(",")},
+        "recipe": recipes,
+    }
+    return [(name, label, {**overrides, "seed": s}) for name, group in ablations.items()
+            for label, overrides in group.items() for s in seeds]  # fmt: skip
+
+
 base_steps = base.epochs * training.steps_per_epoch(base)
-
-
-def equal_steps(size: int) -> dict:
-    """Batch `size` for the fewest epochs that take at least the base run's optimizer steps."""
-    cfg = dataclasses.replace(base, batch_size=size)
-    return {"batch_size": size, "epochs": training.epochs_for_steps(cfg, base_steps)}
-
-
-ablations = {  # ablation -> {label: overrides}
-    "temperature": {t: {"temperature": float(t)} for t in temperatures.split(",")},
-    "batch size": {b: {"batch_size": int(b)} for b in batch_sizes.split(",")},
-    "batch size, equal steps": {b: equal_steps(int(b)) for b in batch_sizes.split(",")},
-    "recipe": recipes,
+points = ablation_points(base)
+judged_by = {  # ablation -> (the column of its settings, the reference setting)
+    "temperature": ("temperature", base.temperature),
+    "batch size": ("batch_size", base.batch_size),
+    "batch size, equal steps": ("batch_size", base.batch_size),
+    "recipe": ("label", "SupCon (L_out)"),
 }
-points = [(name, label, {**overrides, "seed": s}) for name, group in ablations.items()
-          for label, overrides in group.items() for s in seeds]  # fmt: skip
 runs = {sweep.point_folder({k: v for k, v in p.items() if getattr(base, k) != v})
         for *_, p in points}  # fmt: skip
 print(f"{len(points)} points, {len(runs)} distinct runs; each {base.n_train} images, "
@@ -170,7 +183,7 @@ print(f"{len(points)} points, {len(runs)} distinct runs; each {base.n_train} ima
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (a progress bar; accuracies and times vary with the machine)
-table = sweep.config_sweep([p for *_, p in points], base, out_dir)
+table = sweep.config_sweep([p for *_, p in points], base, out_dir, records=records_dir or None)
 table.insert(0, "ablation", [name for name, *_ in points])
 table.insert(1, "label", [label for _, label, _ in points])
 table.to_csv(out_dir / "sweep.csv", index=False)
@@ -178,7 +191,8 @@ failed = table[table.error.notna()]
 if len(failed):
     print(f"{len(failed)} points FAILED (run this cell again to retry them):")
     print(failed[["point", "error"]].to_string(index=False))
-table[["ablation", "label", "point", *columns]].round(4)
+print(f"{table.recorded.sum()} of {len(table)} points read from the records in {records_dir}")
+table.groupby(["ablation", "label"], sort=False)[columns].mean().round(4)  # means over the seeds
 
 # %% [markdown]
 # `run_dir/sweeps/sweep.csv` holds this table; each run's folder holds its models, its per-epoch
@@ -196,7 +210,7 @@ table[["ablation", "label", "point", *columns]].round(4)
 # (accuracies measured on this machine)
 fig = plots.sweep_lines(table[table.ablation == "temperature"], "temperature", metrics)
 fig.savefig(out_dir / "temperature.png", dpi=100)
-sweep.verdicts(table[table.ablation == "temperature"], "temperature", base.temperature).round(4)
+sweep.verdicts(table[table.ablation == "temperature"], *judged_by["temperature"]).round(4)
 
 # %% [markdown]
 # In the committed run (one seed), on validation, $\tau = 0.2$ is the best: 74.2% for the linear
@@ -228,8 +242,8 @@ fig = plots.sweep_lines(by_batch, "batch_size", metrics, hue="budget")
 fig.savefig(out_dir / "batch_size.png", dpi=100)
 for budget, runs_of in by_batch.groupby("budget", sort=False):
     print(f"{budget}: " + ", ".join(f"batch {b}: {e} epoch{'s' if e > 1 else ''}, {n} steps" for b, e, n in
-                                    runs_of[["batch_size", "epochs", "steps"]].values))  # fmt: skip
-    display(sweep.verdicts(runs_of, "batch_size", base.batch_size).round(4))
+                                    runs_of[["batch_size", "epochs", "steps"]].drop_duplicates().values))  # fmt: skip
+    display(sweep.verdicts(runs_of, *judged_by["batch size"]).round(4))
 
 # %% [markdown]
 # At equal epochs the smaller batch is ahead by a wide margin: 79.0% at 64, 76.3% at 128, 73.2%
@@ -261,7 +275,7 @@ for budget, runs_of in by_batch.groupby("budget", sort=False):
 by_recipe = table[table.ablation == "recipe"]
 fig = plots.ablation_bars(by_recipe, "label", metrics)
 fig.savefig(out_dir / "recipes.png", dpi=100)
-sweep.verdicts(by_recipe, "label", "SupCon (L_out)").round(4)
+sweep.verdicts(by_recipe, *judged_by["recipe"]).round(4)
 
 # %% [markdown]
 # - **$\mathcal{L}^{sup}_{in}$ is higher** here, 78.4% against 73.2% for the probe and 80.8%
@@ -275,6 +289,40 @@ sweep.verdicts(by_recipe, "label", "SupCon (L_out)").round(4)
 #   (72.2%) and 1.1 lower on 20-NN (75.4%); one seed, so a hint, not a verdict.
 # - **Class-balanced batches of 8 x 32** score 71.9% / 76.1%, 1.3 and 0.4 points below random
 #   batches; random batches already hold about 25 images of every class here.
+
+# %% [markdown]
+# ## The same ablations at notebook 03's budget
+#
+# Minutes of training judge how fast a setting learns. The same points at notebook 03's budget
+# (the preset's 20,000 images and 6 epochs, ten times the images seen), three seeds each, take
+# hours here, so they are not trained by this notebook: `python -m supcon_utils.results make
+# ablations-quick` trains them in the background, resumably, and records each finished run in
+# `results/sweeps/ablations-quick`. This cell reads those records (`config_sweep` with
+# `train=False`: a point without a record is left out, never trained) and judges each ablation
+# that has them with the same verdicts.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (the records committed so far)
+preset_cfg = training.config(preset)
+large_base = dataclasses.replace(base, n_train=preset_cfg.n_train, epochs=preset_cfg.epochs)
+large_points = ablation_points(large_base)
+large = sweep.config_sweep([p for *_, p in large_points], large_base, out_dir / "preset_budget",
+                           records=records_dir or None, train=False, progress=False)  # fmt: skip
+large.insert(0, "ablation", [name for name, *_ in large_points])
+large.insert(1, "label", [label for _, label, _ in large_points])
+large = large[large.recorded]
+print(f"{len(large)} of {len(large_points)} runs recorded at {large_base.n_train:,} images x "
+      f"{large_base.epochs} epochs")  # fmt: skip
+if len(large):
+    fig = plots.ablation_bars(large.assign(setting=large.ablation + ": " + large.label.astype(str)),
+                              "setting", metrics)  # fmt: skip
+    fig.savefig(out_dir / "preset_budget.png", dpi=100)
+for name, (by, reference) in judged_by.items():  # the ablations whose reference is recorded
+    runs_of = large[large.ablation == name]
+    if reference in set(runs_of[by]):
+        print(f"{name}, against {reference}:")
+        display(sweep.verdicts(runs_of, by, reference).round(4))
 
 # %% [markdown]
 # ## What to take away

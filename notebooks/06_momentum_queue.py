@@ -53,8 +53,10 @@ small_batch: int = 64  # the small batch, with and without the queue
 large_batch: int = 512  # the large batch, without a queue
 queue_sizes: str = "1024,4096"  # queue lengths (keys) of the momentum runs, comma-separated
 momentum: float = 0.99  # EMA momentum m of the key networks (key <- m key + (1 - m) query)
+n_seeds: int = 3  # seeds of every run (seed, seed + 1, ...): the verdicts' intervals
 seed: int = 0  # seeds Python, numpy, TensorFlow, the subset and the augmentation
 run_dir: str = "runs/default"  # run folder: runs go to run_dir/sweeps (shared with notebook 05), results to run_dir/momentum_queue
+records_dir: str = "../results/sweeps"  # committed records: a run recorded there at its settings is read, not trained (empty string: train all)
 # fmt: on
 
 # %%
@@ -203,14 +205,15 @@ for size in queue_sizes.split(","):
     labels_of[f"batch {small_batch} + queue {int(size):,}"] = {
         "kind": "moco", "batch_size": small_batch, "queue_size": int(size)}  # fmt: skip
 labels_of[f"batch {large_batch}"] = {"batch_size": large_batch}
-table = sweep.config_sweep(
-    list(labels_of.values()), base, sweep_dir, table_file="momentum_queue.csv"
-)  # notebook 05's is sweep.csv
-table.insert(0, "label", list(labels_of))
+points = [(label, {**overrides, "seed": s}) for label, overrides in labels_of.items()
+          for s in range(seed, seed + n_seeds)]  # fmt: skip
+table = sweep.config_sweep([p for _, p in points], base, sweep_dir,
+                           table_file="momentum_queue.csv", records=records_dir or None)  # fmt: skip
+table.insert(0, "label", [label for label, _ in points])
 table["s_per_epoch"] = table.wall_time_s / epochs
 fig = plots.ablation_bars(table, "label", metrics)
 fig.savefig(out_dir / "momentum_queue.png", dpi=100)
-display(table.set_index("label")[[*sweep.METRICS, "s_per_epoch", "point"]].round(4))
+display(table.groupby("label", sort=False)[[*sweep.METRICS, "s_per_epoch"]].mean().round(4))
 sweep.verdicts(table, "label", f"batch {small_batch}").round(4)  # on validation, by the probe
 
 # %% [markdown]
@@ -257,7 +260,7 @@ sweep.verdicts(table, "label", f"batch {small_batch}").round(4)  # on validation
 results = {
     "kind": "momentum_queue",
     "metrics": {
-        f"{row.label}/{column}": float(row[column])
+        f"{row.label}/seed={row.seed}/{column}": float(row[column])
         for _, row in table.iterrows()
         for column in sweep.METRICS
         if np.isfinite(row[column])
@@ -267,6 +270,7 @@ results = {
         "small_batch": small_batch,
         "large_batch": large_batch,
         "queue_sizes": queue_sizes,
+        "n_seeds": n_seeds,
     },  # fmt: skip
     "wall_time_s": round(time.perf_counter() - started, 1),
 }

@@ -51,8 +51,10 @@ probe_epochs: int = 40  # epochs of the SupCon runs' linear probe (on frozen fea
 weights: str = "0.1,0.5,1"  # lambda of the hybrid runs (cross-entropy plus lambda times SupCon), comma-separated
 finetune_epochs: int = 1  # fine-tuning: epochs of end-to-end cross-entropy, taken out of `epochs`
 finetune_lr: float = 1e-4  # fine-tuning: peak learning rate (cosine decay to 0)
+n_seeds: int = 3  # seeds of every route (seed, seed + 1, ...): the verdicts' intervals
 seed: int = 0  # seeds Python, numpy, TensorFlow, the subset and the augmentation
 run_dir: str = "runs/default"  # run folder: runs go to run_dir/sweeps (shared with 05), results to run_dir/joint_and_finetune
+records_dir: str = "../results/sweeps"  # committed records: a run recorded there at its settings is read, not trained (empty string: train all)
 # fmt: on
 
 # %%
@@ -98,7 +100,7 @@ import keras
 import numpy as np
 from IPython.display import display
 
-from supcon_utils import evaluation, plots, records, sweep, training
+from supcon_utils import plots, records, sweep, training
 
 keras.utils.set_random_seed(seed)
 sweep_dir = Path(run_dir) / "sweeps"  # the runs, shared with notebook 05
@@ -138,38 +140,29 @@ routes = {
     **{f"hybrid, λ = {w}": {"kind": "hybrid", "supcon_weight": float(w)}
        for w in weights.split(",")},
 }  # fmt: skip
-table = sweep.config_sweep(list(routes.values()), base, sweep_dir,
-                           table_file="joint_and_finetune.csv")  # fmt: skip
-table.insert(0, "route", list(routes))
+points = [(route, {**overrides, "seed": s}) for route, overrides in routes.items()
+          for s in range(seed, seed + n_seeds)]  # fmt: skip
+table = sweep.config_sweep([p for _, p in points], base, sweep_dir,
+                           table_file="joint_and_finetune.csv", records=records_dir or None)  # fmt: skip
+table.insert(0, "route", [route for route, _ in points])
 if table.error.notna().any():
     print(table[table.error.notna()][["route", "error"]].to_string(index=False))
 
 # %% [markdown]
 # Each run's own classifier gives `val_accuracy` (compared) and `test_accuracy` (reported). For
-# the geometry of the features, every encoder gets the same 20-NN vote: cosine similarity between
-# the validation (then test) images' features and those of the 4,000 training images.
+# the geometry of the features, every encoder gets the same 20-NN vote after training
+# (`training.knn_scorer`): cosine similarity between the validation (then test) images' features
+# and those of the 4,000 training images, as in notebook 04.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (accuracies and times measured on this machine)
-splits = training.load_data(base)
-# The three splits in one call per encoder: one input size, so Keras traces its predict step once.
-images = np.concatenate([splits.train[0], splits.val[0], splits.test[0]])
-ends = np.cumsum([len(splits.train[0]), len(splits.val[0])])
-knn = {"knn_val_accuracy": [], "knn_test_accuracy": []}
-for point, kind in zip(table.point, table.kind, strict=True):
-    encoder = keras.saving.load_model(sweep_dir / point / kind / "encoder.keras")
-    reference, *held_out = np.split(evaluation.embeddings(encoder, images), ends)
-    for split, features, (_, y) in zip(("val", "test"), held_out, splits[1:], strict=True):
-        knn[f"knn_{split}_accuracy"].append(
-            evaluation.knn_accuracy(reference, splits.train[1], features, y, k=20)
-        )
-table = table.assign(**knn, training_s=table.wall_time_s)
+table = table.assign(training_s=table.wall_time_s)
 # Compared on validation (5,000 held-out training images); the table adds the test accuracies.
 metrics = {"val_accuracy": "own classifier", "knn_val_accuracy": "20-NN"}
 fig = plots.ablation_bars(table, "route", metrics)
 fig.savefig(out_dir / "routes.png", dpi=100)
-display(table.set_index("route")[[*sweep.METRICS, "training_s", "point"]].round(4))
+display(table.groupby("route", sort=False)[[*sweep.METRICS, "training_s"]].mean().round(4))
 sweep.verdicts(table, "route", "cross-entropy").round(4)  # on validation, own classifier
 
 # %% [markdown]
@@ -225,12 +218,12 @@ sweep.verdicts(table, "route", "cross-entropy").round(4)  # on validation, own c
 results = {
     "kind": "joint_and_finetune",
     "metrics": {
-        f"{row.route}/{column}": float(row[column])
+        f"{row.route}/seed={row.seed}/{column}": float(row[column])
         for _, row in table.iterrows()
         for column in sweep.METRICS
         if np.isfinite(row[column])
     },  # fmt: skip
-    "config": {"base": dataclasses.asdict(base), "weights": weights},
+    "config": {"base": dataclasses.asdict(base), "weights": weights, "n_seeds": n_seeds},
     "wall_time_s": round(time.perf_counter() - started, 1),
 }
 saved = records.write_results(out_dir, results)

@@ -6,7 +6,8 @@ validation and test metrics, seconds, the machine and TensorFlow that trained it
 the command that made it. ::
 
     python -m supcon_utils.results make quick     # train notebook 03's three seeds, record them
-    python -m supcon_utils.results make small     # notebooks 05-06's ablations, into results/sweeps
+    python -m supcon_utils.results make ablations # notebooks 05-07's sweeps, into results/sweeps
+    python -m supcon_utils.results save ablations-quick  # record an interrupted make's runs
     python -m supcon_utils.results add runs/x --set x --command "<what made runs/x>"  # any runs
     python -m supcon_utils.results                       # print the tables
     python -m supcon_utils.results --write README.md docs/results.md  # fill their results blocks
@@ -56,7 +57,9 @@ SETS = {  # the sets the README reports: notebook 03's parameters (its budget st
 }
 SWEEPS = "sweeps"  # results/sweeps/<set>: the ablations' records, read by the notebooks' sweeps
 SWEEP_SETS = {  # set -> the notebooks that train it, and their parameters
-    "small": (("05", "06"), {"n_seeds": 3}),  # their defaults, three seeds
+    "ablations": (("05", "06", "07"), {"n_seeds": 3}),  # their defaults (three seeds)
+    # Notebook 05's ablations at notebook 03's budget (the quick preset's images and epochs).
+    "ablations-quick": (("05",), {"n_train": 20000, "epochs": 6, "n_seeds": 3}),
 }
 
 
@@ -79,14 +82,23 @@ def make(set_name: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
 
 def _make_sweeps(set_name: str, sweeps_dir: Path) -> list[Path]:
     selected, parameters = SWEEP_SETS[set_name]
-    name = f"sweeps-{set_name}"
     recorded = (sweeps_dir / set_name).resolve()
-    done = runner.run_all(name, {**parameters, "records_dir": str(recorded)}, list(selected))
+    done = runner.run_all(f"sweeps-{set_name}", {**parameters, "records_dir": str(recorded)},
+                          list(selected))  # fmt: skip
     if any(r.error for r in done):
-        raise RuntimeError(f"a notebook failed; see {runner.RUNS_DIR / name}")
-    run_dir = runner.RUNS_DIR / name
+        raise RuntimeError(f"a notebook failed; see {runner.RUNS_DIR / f'sweeps-{set_name}'}")
+    return save_sweeps(set_name, sweeps_dir)
+
+
+def save_sweeps(set_name: str, sweeps_dir: Path = RESULTS_DIR / SWEEPS) -> list[Path]:
+    """Record the finished runs of ``make``'s run folder of the sweep set ``set_name`` beside the
+    set's records, and return the files written: what ``make`` does at its end, and what saves
+    the finished part of one that was interrupted."""
+    if set_name not in SWEEP_SETS:
+        raise ValueError(f"sweep set {set_name!r}: allowed are {', '.join(SWEEP_SETS)}")
+    run_dir = runner.RUNS_DIR / f"sweeps-{set_name}"
     if not any(_is_training(p) for p in run_dir.rglob(records.RESULTS)):
-        return []  # every run was recorded already
+        return []  # nothing trained: every run was recorded already, or none has finished
     command = f"python -m supcon_utils.results make {set_name}"
     return add(run_dir, set_name, command, sweeps_dir, keep=True)
 
@@ -371,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb")
     making = sub.add_parser("make", help="train a set of SETS (resumable) and record it")
     making.add_argument("set", choices=[*SETS, *SWEEP_SETS])
+    saving = sub.add_parser("save", help="record the finished runs of an interrupted sweep make")
+    saving.add_argument("set", choices=list(SWEEP_SETS))
     adding = sub.add_parser("add", help="record the finished runs of a run folder")
     adding.add_argument("run_dir", type=Path)
     adding.add_argument("--set", required=True, help="the set's name, e.g. quick or full")
@@ -384,9 +398,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.verb in ("add", "make"):
+    if args.verb in ("add", "make", "save"):
         if args.verb == "add":
             paths = add(args.run_dir, args.set, args.command, args.results, args.keep)
+        elif args.verb == "save":
+            paths = save_sweeps(args.set, args.results / SWEEPS)
         else:
             paths = make(args.set, args.results)
         print("\n".join(map(str, paths)))

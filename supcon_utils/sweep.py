@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # training imports TensorFlow: the notebook sweep's CLI start
     from supcon_utils import training
 
 POINT_FILE = "point.json"
-# The metrics of each run in config_sweep's table (training.run's results; the k-NN ones for the
-# kinds scored by k-NN only).
+# The metrics of each run in config_sweep's table (training.run's results; old runs of the kinds
+# not scored by k-NN per epoch may lack the k-NN ones).
 METRICS = ("val_accuracy", "test_accuracy", "knn_val_accuracy", "knn_test_accuracy")
 
 
@@ -50,6 +50,7 @@ def config_sweep(
     kind: str = "supcon",
     table_file: str = "sweep.csv",
     records: str | Path | None = None,
+    train: bool = True,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train ``kind`` at ``base`` with each point's overrides; one table.
@@ -64,8 +65,8 @@ def config_sweep(
     (with the value the run used), ``kind``, ``point`` (the folder), ``error`` (None if it
     trained), ``val_accuracy`` and ``test_accuracy`` (the run's own classifier: SupCon's linear
     probe, a classifier's logits), ``knn_val_accuracy`` and ``knn_test_accuracy`` (a k-NN vote
-    of the final encoder's features, see ``training.ValAccuracy``; for SupCon, MoCo and hybrid
-    runs only; per-epoch scoring is left to the last epoch, to save time), ``wall_time_s`` (of
+    of the final encoder's features, ``training.knn_scorer``, for every kind; SupCon's per-epoch
+    scoring is left to the last epoch, to save time), ``wall_time_s`` (of
     training, when first trained) and ``recorded``. Choose on the validation columns; the test
     ones are reported.
 
@@ -73,6 +74,8 @@ def config_sweep(
     ``python -m supcon_utils.results make``): a point with a record of its kind and configuration
     there (seed included, see ``training.same_run``) takes its row from the record, untrained, and
     ``recorded`` says so. A folder that does not exist holds no records: every point trains.
+    With ``train=False`` nothing trains: a point without a record has the error "not recorded"
+    (a larger sweep read while it is recorded in parts).
     Unknown keys or kinds, and a ``base`` that is not a Config, raise ValueError before any run.
     """
     from tqdm import tqdm
@@ -108,6 +111,9 @@ def config_sweep(
             row |= {k: record["metrics"].get(k) for k in METRICS}
             row |= {"wall_time_s": record["wall_time_s"], "recorded": True}
             rows.append(row)
+            continue
+        if not train:
+            rows.append(row | {"error": "not recorded"})
             continue
         try:
             results = training.run(point_kind, cfg, Path(run_dir) / folder, verbose=0,

@@ -550,11 +550,8 @@ def _train(recipe, cfg, out, splits, callbacks, verbose, strategy, score_every, 
                                                           verbose=verbose)  # fmt: skip
         else:
             metrics = _classifier_metrics(trained["encoder"], trained["classifier"], splits, cfg)
-        if recipe.knn_scored:  # the per-epoch score of the finished model, on both held-out sets
-            metrics["knn_val_accuracy"] = val_score(built.model)
-            metrics["knn_test_accuracy"] = _scorer(recipe.name, cfg, train, splits.test)(
-                built.model
-            )
+        for name, split in (("val", splits.val), ("test", splits.test)):  # every kind's encoder
+            metrics[f"knn_{name}_accuracy"] = knn_scorer(cfg, train, split)(trained["encoder"])
         if pretrained is not None:
             for split in ("val", "test"):
                 metrics[f"pretrained_{split}_accuracy"] = pretrained["metrics"][f"{split}_accuracy"]
@@ -619,12 +616,19 @@ def _scorer(
     features, against the features of a stratified ``KNN_REFERENCE`` training images; seconds
     per epoch on a CPU, against the minutes a linear probe would take.
     """
-    batch = cfg.batch_size * 4
     if not recipes.get(kind).knn_scored:
-        split_ds = data.make_dataset(split[0], None, batch_size=batch)
+        split_ds = data.make_dataset(split[0], None, batch_size=cfg.batch_size * 4)
         return lambda model: float(
             np.mean(model.predict(split_ds, verbose=0).argmax(1) == split[1])
         )
+    knn = knn_scorer(cfg, train, split)
+    return lambda model: knn(model.encoder)
+
+
+def knn_scorer(cfg: Config, train: data.Split, split: data.Split) -> Callable[[keras.Model], float]:
+    """The accuracy on ``split`` of a k-NN vote (``KNN_K`` neighbours, cosine) of an encoder's
+    features, against those of a stratified ``KNN_REFERENCE`` of the ``train`` images."""
+    batch = cfg.batch_size * 4
     ref_x, ref_y = train
     if len(ref_x) > KNN_REFERENCE:
         from sklearn.model_selection import train_test_split
@@ -633,10 +637,8 @@ def _scorer(
             ref_x, ref_y, train_size=KNN_REFERENCE, stratify=ref_y, random_state=cfg.seed
         )
 
-    def knn(model: keras.Model) -> float:
-        features = [
-            evaluation.embeddings(model.encoder, x, batch_size=batch) for x in (ref_x, split[0])
-        ]
+    def knn(encoder: keras.Model) -> float:
+        features = [evaluation.embeddings(encoder, x, batch_size=batch) for x in (ref_x, split[0])]
         k = min(KNN_K, len(ref_x))
         return evaluation.knn_accuracy(features[0], ref_y, features[1], split[1], k=k)
 

@@ -205,3 +205,32 @@ def test_the_presets_learning_rate_is_the_one_the_recorded_search_chose():
 
     (rate,) = results.chosen_for_all(results.load(ROOT / "results")["recipes-lr"])
     assert training.PRESETS["quick"].learning_rate == rate == training.PRESETS["full"].learning_rate
+
+
+def test_every_sweep_set_is_made_by_notebooks_that_read_records():
+    from supcon_utils import runner
+
+    assert not set(results.SETS) & set(results.SWEEP_SETS)  # one `make` name, one set
+    for selected, parameters in results.SWEEP_SETS.values():
+        for stem in selected:
+            (notebook,) = [nb for nb in runner.notebooks() if nb.stem.startswith(stem)]
+            runner.check_parameters([notebook], {"records_dir": "x", "n_seeds": 3})
+        runner.check_parameters(
+            [nb for nb in runner.notebooks() if nb.stem[:2] in selected], parameters
+        )
+
+
+def test_save_records_the_finished_runs_of_an_interrupted_sweep_make(tmp_path, monkeypatch):
+    monkeypatch.setattr(results.runner, "RUNS_DIR", tmp_path / "runs")
+    run_dir = tmp_path / "runs/sweeps-ablations/sweeps"
+    assert results.save_sweeps("ablations", tmp_path / "res") == []  # nothing has finished
+    _fake_run(run_dir / "base/supcon", "supcon", 0, 0.80, temperature=0.1)
+    _fake_run(run_dir / "temperature=0.5/supcon", "supcon", 0, 0.70, temperature=0.5)
+    (run_dir / "seed=1/supcon").mkdir(parents=True)  # started, unfinished: no results.json
+    paths = results.save_sweeps("ablations", tmp_path / "res")
+    recs = results.load(tmp_path / "res")["ablations"]
+    assert len(paths) == 2 and {r["command"] for r in recs} == {
+        "python -m supcon_utils.results make ablations"
+    }
+    with pytest.raises(ValueError, match="allowed are ablations"):
+        results.save_sweeps("quick", tmp_path / "res")

@@ -198,7 +198,7 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
         saved = json.loads((folder / "results.json").read_text())["metrics"]
         assert table.loc[i, list(sweep.METRICS)].tolist() == [saved[m] for m in sweep.METRICS]
         assert table.knn_val_accuracy[i] == training.history(folder)[-1]["val_accuracy"]
-    assert pd.isna(table.knn_val_accuracy[4]) and table.val_accuracy[4] > 0.1
+    assert table.knn_val_accuracy[4] > 0.1 and table.val_accuracy[4] > 0.1  # cross-entropy's
     assert pd.read_csv(tmp_path / "sweep.csv").point.tolist() == table.point.tolist()
 
     # Again: every finished run is loaded, not trained (its files are untouched).
@@ -222,6 +222,12 @@ def test_config_sweep_shares_runs_records_failures_and_resumes(tmp_path, capsys)
     pd.testing.assert_frame_equal(read.drop(columns=["recorded", "error"]).iloc[:3], same)
     assert sorted(p.name for p in elsewhere.iterdir()) == ["sweep.csv", "temperature=0.3"]
     assert sweep.read_records(tmp_path / "no such folder") == []
+    unread = sweep.config_sweep([{}, {"temperature": 0.7}], base, tmp_path / "untrained",
+                                records=tmp_path / "records", train=False,
+                                progress=False)  # fmt: skip
+    assert pd.isna(unread.error[0]) and unread.error[1] == "not recorded"
+    assert unread.recorded.tolist() == [True, False]
+    assert not (tmp_path / "untrained" / "temperature=0.7").exists()
 
 
 def test_config_sweep_refuses_unknown_keys_and_kinds_before_training(tmp_path):
