@@ -178,6 +178,17 @@ def verdicts(
     return pd.DataFrame(rows, columns=columns).set_index(by)
 
 
+def verdicts_per_metric(
+    table: pd.DataFrame, by: str, reference: Any, metrics: dict[str, str], seed: str = "seed"
+) -> pd.DataFrame:
+    """:func:`verdicts` for each metric of ``metrics`` (column -> the name shown), one table whose
+    outer index level ``metric`` holds the names, in their order."""
+    tables = {
+        name: verdicts(table, by, reference, metric, seed) for metric, name in metrics.items()
+    }
+    return pd.concat(tables, names=["metric"])
+
+
 def sweep(
     notebook: str | Path,
     grid: dict[str, list[Any]],

@@ -265,3 +265,11 @@ def test_verdicts_call_a_difference_only_beyond_its_interval():
     assert one.loc[0.5, "verdict"] == "one seed: not separated at this budget"
     with pytest.raises(ValueError, match="reference 0.2 is not a value of column 'temperature'"):
         sweep.verdicts(pd.DataFrame(rows), "temperature", 0.2)
+    for row in rows:  # a second metric: the same differences, reversed
+        row["knn_val_accuracy"] = 1 - row["val_accuracy"]
+    named = {"knn_val_accuracy": "20-NN", "val_accuracy": "probe"}
+    both = sweep.verdicts_per_metric(pd.DataFrame(rows), "temperature", 0.1, named)
+    assert list(both.index.get_level_values("metric").unique()) == ["20-NN", "probe"]
+    assert both.loc[("probe", 0.5), "verdict"] == "ahead"
+    assert both.loc[("20-NN", 0.5), "verdict"] == "behind"
+    pd.testing.assert_frame_equal(both.loc["probe"], got)
