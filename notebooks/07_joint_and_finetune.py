@@ -19,8 +19,9 @@
 # # Joint training and fine-tuning: the other routes from SupCon to a classifier
 #
 # The paper trains in two stages: SupCon shapes the encoder, then a linear classifier is fitted on
-# the frozen features. Two routes it leaves open: **train both objectives at once**, in one model with a projection head and a classifier
-# head, and **fine-tune** the pretrained encoder together with its classifier by cross-entropy.
+# the frozen features. Two routes it leaves open: **train both objectives at once**, in one model
+# with a projection head and a classifier head, and **fine-tune** the pretrained encoder together
+# with its classifier by cross-entropy.
 # How much does each give at the same budget?
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/supcon-tutorial/supcon/blob/main/notebooks/07_joint_and_finetune.ipynb)
