@@ -170,6 +170,18 @@ def restore_backup(folder: Path) -> int:
     return epoch
 
 
+def copy_backup(source: Path, target: Path) -> int:
+    """Copy the restored backup and the history of the run folder ``source`` into ``target``
+    (another worker's folder, :mod:`supcon_utils.distributed`), check it as
+    :func:`restore_backup` does, and return its epoch."""
+    (target / "backup").mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, METADATA):
+        shutil.copyfile(source / "backup" / name, target / "backup" / name)
+    if (source / "history.csv").exists():
+        shutil.copyfile(source / "history.csv", target / "history.csv")
+    return restore_backup(target / "backup")
+
+
 def remove_backup(folder: Path) -> None:
     """Delete the backup of a run whose trained models and results are saved."""
     shutil.rmtree(folder, ignore_errors=True)

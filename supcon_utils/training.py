@@ -62,6 +62,7 @@ import tensorflow as tf
 from supcon_utils import (
     augment,
     data,
+    distributed,
     evaluation,
     models,
     recipes,
@@ -290,7 +291,9 @@ def run(
     replicas' features) and batch norm uses the global batch's statistics, so the training step
     is the one-device step (``tests/test_training.py`` checks it on two CPU replicas). The
     learning rate is not rescaled: scale ``cfg.learning_rate`` with the global batch if you grow it.
-    A ``MultiWorkerMirroredStrategy`` of several processes is refused (:func:`check_strategy`).
+    Under a ``MultiWorkerMirroredStrategy`` of several processes (:mod:`supcon_utils.distributed`)
+    the chief writes ``run_dir/kind`` and worker ``i`` the folder ``run_dir/workertemp_i``,
+    removed at the end; every worker resumes from the chief's backup and returns the results.
 
     ``score_every``: the validation accuracy of :class:`ValAccuracy` is measured every this many
     epochs and after the last one (NaN in ``history.csv`` between); ``cfg.epochs`` scores the
@@ -302,25 +305,27 @@ def run(
     """
     recipe = recipes.get(kind)
     recipes.check(kind, cfg)
-    check_strategy(strategy)
-    out = Path(run_dir) / kind
+    home = Path(run_dir) / kind  # the run folder; the chief's under several workers
     splits = load_data(cfg)  # checks the dataset's name and sizes before anything is written
     _check_fits_data(cfg, splits.train)
-    with runs.locked(out):
-        done = _finished(out, cfg, kind)
+    if distributed.is_multi_worker(strategy):
+        distributed.mend_keras()
+    with distributed.worker_folder(home, strategy) as out, runs.locked(out):
+        done = _finished_here(home, out, cfg, kind, strategy)
         if done is not None:
             return done
         pretrained = None
         if recipe.starts_from is not None:
             pretrained = run(recipe.starts_from, cfg, run_dir, verbose=verbose, strategy=strategy,
                              log_dir=log_dir)  # fmt: skip
-        logs = None if log_dir is None else Path(log_dir) / kind
+        logs = None if log_dir is None or out != home else Path(log_dir) / kind
         if logs is not None:  # after the run's backup, which _train puts first
             scalars = tensorboard_logs.EpochScalars(logs, out / "history.csv")
             callbacks = [*(callbacks or []), scalars]
+        first_epoch = _restore(home, out, strategy)
         with isolated_generators(cfg.seed):
-            results, trained = _train(recipe, cfg, out, splits, callbacks, verbose, strategy,
-                                      score_every, pretrained)  # fmt: skip
+            results, trained = _train(recipe, cfg, home, out, splits, callbacks, verbose,
+                                      strategy, score_every, pretrained, first_epoch)  # fmt: skip
         for name, model in trained.items():
             runs.save_model(model, out / f"{name}.keras")
         if logs is not None:  # before the results: a kill before them exports again
@@ -332,25 +337,30 @@ def run(
     return {**results, "models": trained}
 
 
-# Keras 3's `fit` under a MultiWorkerMirroredStrategy of several workers (TensorFlow 2.21, Keras
-# 3.15, two processes on localhost): "ValueError: Attempt to convert a value (PerReplica:{...})
-# with an unsupported type", an open upstream bug since TensorFlow 2.16 moved to Keras 3.
-MULTI_WORKER_BUG = "https://github.com/keras-team/keras/issues/20585"
+def _finished_here(
+    home: Path, out: Path, cfg: Config, kind: str, strategy: tf.distribute.Strategy | None
+) -> dict[str, Any] | None:
+    """:func:`_finished` in this process's folder ``out``. Under several workers the chief's
+    folder decides: when its run is finished, the other workers load it too."""
+    done = _finished(out, cfg, kind)
+    if not distributed.is_multi_worker(strategy):
+        return done
+    if distributed.chief_value(strategy, int(done is not None)) and out != home:
+        return _finished(home, cfg, kind)  # finished: read only
+    return done
 
 
-def check_strategy(strategy: tf.distribute.Strategy | None) -> None:
-    """Refuse a strategy that ``training.run`` cannot train under, with what to use instead:
-    a ``MultiWorkerMirroredStrategy`` spanning several processes (Keras 3's ``fit`` fails there,
-    :data:`MULTI_WORKER_BUG`). One process with several devices (``MirroredStrategy``) works."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    tasks = sum(len(t) for t in strategy.cluster_resolver.cluster_spec().as_dict().values())
-    if tasks > 1:
-        raise ValueError(
-            f"a MultiWorkerMirroredStrategy of {tasks} workers: Keras 3's fit cannot train across "
-            f"processes ({MULTI_WORKER_BUG}). Use tf.distribute.MirroredStrategy for the devices "
-            "of one machine."
-        )
+def _restore(home: Path, out: Path, strategy: tf.distribute.Strategy | None) -> int:
+    """Restore the run's backup into ``out`` and return the epoch training resumes at. Under
+    several workers the chief restores its own; the others, once it has (agreeing on the epoch
+    is a barrier), copy it and the history into their folders."""
+    if not distributed.is_multi_worker(strategy):
+        return runs.restore_backup(out / "backup")
+    chief = out == home
+    epoch = distributed.chief_value(strategy, runs.restore_backup(home / "backup") if chief else 0)
+    if not chief and epoch:
+        runs.copy_backup(home, out)
+    return epoch
 
 
 def load_run(
@@ -516,9 +526,21 @@ def isolated_generators(seed: int | None = None) -> Iterator[None]:
             generator.state.assign(generator_state)
 
 
-def _train(recipe, cfg, out, splits, callbacks, verbose, strategy, score_every, pretrained):
-    """Train ``recipe`` in ``out`` from its backup's epoch on: its results record and models."""
-    first_epoch = runs.restore_backup(out / "backup")
+def _train(
+    recipe,
+    cfg,
+    home,
+    out,
+    splits,
+    callbacks,
+    verbose,
+    strategy,
+    score_every,
+    pretrained,
+    first_epoch,
+):
+    """Train ``recipe`` in ``out`` (``home``, or another worker's folder) from its restored
+    backup's ``first_epoch`` on: its results record and models."""
     if first_epoch == 0:
         (out / "history.csv").unlink(missing_ok=True)
     runs.trim_history(out / "history.csv", first_epoch)
@@ -534,7 +556,7 @@ def _train(recipe, cfg, out, splits, callbacks, verbose, strategy, score_every, 
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
-    before = None if pretrained is None else out.parent / recipe.starts_from  # its run folder
+    before = None if pretrained is None else home.parent / recipe.starts_from  # its run folder
     with scope:
         built = recipe.build(cfg, train[0].shape[1:], int(train[1].max()) + 1, len(train[0]),
                              before)  # fmt: skip
