@@ -10,7 +10,7 @@ place (TensorFlow's multi-worker guide; worker 0 is the chief)::
 On one machine, ``--workers N`` starts N such workers over 127.0.0.1 (free ports), each the same
 command with its own ``TF_CONFIG``, and waits for them; if one fails or is killed, the others are
 killed too (a worker waiting on a dead peer never returns) and the exit status is the failed
-one's. Run it again to resume::
+one's; stopping the launcher (Ctrl-C, SIGTERM) stops its workers. Run it again to resume::
 
     python -m supcon_utils.distributed supcon runs/two --workers 2 -p epochs=3
 
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         forwarded = [args.kind, str(args.run_dir)]
         for key, value in args.parameter:
             forwarded += ["-p", f"{key}={json.dumps(value)}"]
+        # SIGTERM to the launcher stops its workers too (launch's cleanup runs on SystemExit)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         return launch(args.workers, forwarded, args.timeout)
     if "TF_CONFIG" not in os.environ:
         parser.error("TF_CONFIG is not set: set it for this worker (TensorFlow's multi-worker "

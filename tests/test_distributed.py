@@ -97,6 +97,17 @@ def test_a_worker_killed_mid_run_resumes_on_the_uninterrupted_weights(tmp_path):
     assert resumed["metrics"] == pytest.approx(whole["metrics"])
 
 
+def test_stopping_the_launcher_stops_its_workers(tmp_path):
+    command = _command("supcon", tmp_path, {**SMALL, "epochs": 50})
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as launcher:
+        pids = [int(launcher.stdout.readline().split("pid")[1]) for _ in range(2)]
+        launcher.terminate()
+        assert launcher.wait(timeout=60) == 128 + 15
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):  # killed and reaped by the launcher
+            os.kill(pid, 0)
+
+
 def test_the_launcher_refuses_bad_settings(capsys):
     with pytest.raises(SystemExit):
         distributed.main(["supcon", "runs/x", "--workers", "0"])
