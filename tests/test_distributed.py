@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from test_training import _batch_norms
 
 from supcon_utils import distributed, runs, training
 
@@ -53,13 +54,6 @@ def test_two_workers_train_the_one_process_weights(tmp_path, kind):
         for i, (a, b) in enumerate(zip(ones[name], twos[name], strict=True)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"{name} weight {i}")
     assert two["metrics"]["test_accuracy"] == pytest.approx(one["metrics"]["test_accuracy"])
-
-
-def _batch_norms(model):
-    import keras
-
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, keras.layers.BatchNormalization)]  # fmt: skip
 
 
 def _kill_the_chief_mid_run(command: list[str], out) -> None:
