@@ -90,16 +90,20 @@ def chief_value(strategy: tf.distribute.Strategy, value: int) -> int:
 def worker_folder(home: Path, strategy: tf.distribute.Strategy | None) -> Iterator[Path]:
     """The folder this process writes a run in: ``home`` for the chief (and a single process);
     for worker ``i``, ``workertemp_i/kind`` beside the run (TensorFlow's name), emptied first (a
-    killed worker leaves it) and removed when the block ends, however it ends."""
+    killed worker leaves it) and removed when the block ends, however it ends, with
+    ``workertemp_i`` once no other run is in it (fine-tuning runs SupCon inside its own run)."""
     if is_chief(strategy):
         yield home
         return
     temporary = home.parent / f"workertemp_{strategy.cluster_resolver.task_id}"
-    shutil.rmtree(temporary, ignore_errors=True)
+    folder = temporary / home.name
+    shutil.rmtree(folder, ignore_errors=True)
     try:
-        yield temporary / home.name
+        yield folder
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            temporary.rmdir()
 
 
 def mend_keras() -> None:

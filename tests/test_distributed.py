@@ -56,6 +56,18 @@ def test_two_workers_train_the_one_process_weights(tmp_path, kind):
     assert two["metrics"]["test_accuracy"] == pytest.approx(one["metrics"]["test_accuracy"])
 
 
+@pytest.mark.slow  # two worker processes, SupCon then fine-tuning
+def test_two_workers_fine_tune_the_supcon_run_they_train_first(tmp_path):
+    settings = {**SMALL, "epochs": 1, "finetune_epochs": 1}
+    done = subprocess.run(_command("finetune", tmp_path, settings), capture_output=True,
+                          text=True, timeout=400)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finetune", "supcon"]
+    tuned = training.load_run(tmp_path, "finetune")
+    supcon = training.load_run(tmp_path, "supcon")
+    assert tuned["metrics"]["pretrained_test_accuracy"] == supcon["metrics"]["test_accuracy"]
+
+
 def _kill_the_chief_mid_run(command: list[str], out) -> None:
     """Start the workers, SIGKILL the chief once its backup holds a finished epoch (the launcher
     then kills the other worker), and check the run was cut short."""
