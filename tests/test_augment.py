@@ -106,18 +106,30 @@ def test_keyed_views_depend_on_the_image_key_alone(augmentation):
         assert not np.allclose(together[i, 0], together[i, 1], atol=1e-3)
 
 
-def test_keyed_erasing_draws_the_pixels_of_erased_images_only_and_equals_transform():
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (9, 7, 3)])
+def test_keyed_erasing_draws_the_pixels_of_erased_images_only_and_equals_transform(shape):
     layer = augment.RandomErasing(rate=0.5, scale=(0.1, 0.3))
-    images = tf.random.stateless_uniform((64, 8, 8, 1), seed=(0, 1))
+    images = tf.random.stateless_uniform((64, *shape), seed=(0, 1))
     keys = _keys(64)
     keyed = layer.keyed(images, keys, 3).numpy()
     full = layer.transform(images, augment.uniforms(keys, 3, layer.n_draws(images.shape))).numpy()
     np.testing.assert_array_equal(keyed, full)
     erased = np.any(keyed != images.numpy(), axis=(1, 2, 3))
     assert 0 < erased.sum() < 64  # about half the images, each with a box of noise
+    changed = keyed[erased] != images.numpy()[erased]
+    assert 0.5 * 0.1 < changed.mean() < 0.3  # the boxes' share of the pixels, not whole images
     # Draws `first, ...` are the tail of draws `0, ...`.
     np.testing.assert_array_equal(augment.uniforms(keys, 3, 4, first=5).numpy(),
                                   augment.uniforms(keys, 3, 9).numpy()[:, 5:])  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 1), (4, 7, 3)])
+def test_flip_mirrors_left_right_exactly(shape):
+    images = tf.random.stateless_uniform((6, *shape), seed=(0, 2))
+    coins = tf.constant([[0.2], [0.7], [0.5], [0.9], [0.0], [0.51]])  # flip when <= 0.5
+    flipped = augment.RandomFlip().transform(images, coins).numpy()
+    expected = np.where(coins.numpy()[:, :, None, None] <= 0.5, images.numpy()[:, :, ::-1], images)
+    np.testing.assert_array_equal(flipped, expected)
 
 
 def test_uniforms_are_uniform_and_independent_across_keys_and_draws():
