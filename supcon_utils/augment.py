@@ -323,26 +323,25 @@ class RandomErasing(KeyedLayer):
         return 5 + int(np.prod(image_shape[1:]))  # the box, the coin, one draw per pixel
 
     def transform(self, images, u):
-        return self._erase(images, u[:, :5], lambda rows, inside: tf.gather(u[:, 5:], rows))
+        pixels = u[:, 5:]
+        return self._erase(images, u[:, :5], lambda image, pixel: tf.gather_nd(
+            pixels, tf.stack([image, pixel], axis=1)))  # fmt: skip
 
     def keyed(self, images, keys, stream):
         # The same draws as `transform`'s, hashed only for the pixels erased (the images whose
         # coin says so, inside their box): about a twelfth of the erased images' pixels at
         # grayscale28's scale.
         counters = _counters(stream, 5, int(np.prod(images.shape[1:])))
-
-        def pixel_draws(rows, inside):
-            at = tf.where(inside)  # (image of `rows`, pixel) of each pixel erased
-            u = _draws(tf.gather(tf.gather(keys, rows), at[:, 0]), tf.gather(counters, at[:, 1]))
-            return tf.scatter_nd(at, u, tf.shape(inside, out_type=tf.int64))
-
-        return self._erase(images, uniforms(keys, stream, 5), pixel_draws)
+        return self._erase(
+            images,
+            uniforms(keys, stream, 5),
+            lambda image, pixel: _draws(tf.gather(keys, image), tf.gather(counters, pixel)),
+        )
 
     def _erase(self, images, u, pixel_draws):
-        """Erase the boxes drawn by `u` (B, 5) of the images whose coin says so, filled from
-        `pixel_draws(rows, inside)`: the (len(rows), H * W * C) pixel draws of those images,
-        needed only where `inside` (their boxes, the same shape) is true."""
-        height, width = images.shape[1], images.shape[2]
+        """Erase the boxes drawn by `u` (B, 5) of the images whose coin says so, each pixel
+        filled from its draw, `pixel_draws(image, pixel)` (image index, flat pixel index)."""
+        height, width, channels = images.shape[1], images.shape[2], images.shape[3]
         grid_y = tf.range(height, dtype=tf.float32)[None, :, None, None]
         grid_x = tf.range(width, dtype=tf.float32)[None, None, :, None]
 
@@ -351,16 +350,22 @@ class RandomErasing(KeyedLayer):
             start = (u[:, column + 2] * (length - size))[:, None, None, None]
             return (grid >= start) & (grid < start + size[:, None, None, None])
 
-        box = bounds(0, width, grid_x) & bounds(1, height, grid_y)
+        box = bounds(0, width, grid_x) & bounds(1, height, grid_y)  # (B, H, W, 1)
         rows = tf.where(u[:, 4] < self.rate)[:, 0]
-        box = tf.broadcast_to(tf.gather(box, rows), tf.shape(tf.gather(images, rows)))
-        inside = tf.reshape(box, [tf.shape(rows)[0], -1])
-        # Probit of the pixel draws; kept off 0 so that ndtri stays finite. Its values depend on
-        # where they sit in the tensor (vector or scalar code), so it runs on whole images.
-        noise = tf.math.ndtri(tf.maximum(pixel_draws(rows, inside), 2.0**-25))
-        fill = tf.clip_by_value(tf.reshape(noise, tf.shape(box)), 0, 1)
-        erased = tf.where(box, fill, tf.gather(images, rows))
-        return tf.tensor_scatter_nd_update(images, rows[:, None], erased)
+        box = tf.gather(box, rows)
+        at = tf.where(tf.broadcast_to(box, tf.concat([tf.shape(box)[:3], [channels]], 0)))
+        at = tf.concat([tf.gather(rows, at[:, :1]), at[:, 1:]], axis=1)  # (image, y, x, channel)
+        pixel = (at[:, 1] * width + at[:, 2]) * channels + at[:, 3]
+        fill = tf.clip_by_value(_probit(pixel_draws(at[:, 0], pixel)), 0, 1)
+        return tf.tensor_scatter_nd_update(images, at, fill)
+
+
+def _probit(u: tf.Tensor) -> tf.Tensor:
+    """`ndtri(u)` of a vector, each value a function of its `u` alone, kept off 0 so that it stays
+    finite. ndtri's vector code and its scalar code (for a tail shorter than a vector) differ in
+    the last bit; padded to whole vectors, every value takes the vector code."""
+    padded = tf.pad(u, [[0, -tf.size(u) % 64]], constant_values=0.5)
+    return tf.math.ndtri(tf.maximum(padded, 2.0**-25))[: tf.size(u)]
 
 
 class RandomGrayscale(KeyedLayer):
