@@ -104,21 +104,21 @@ def make_views(
     """
     images = to_float(images)
     batch = tf.shape(images)[0]
-    stacked = tf.concat([images] * n_views, axis=0)
-    if keys is None:
-        views = augment(stacked, training=True)
-    else:
-        views = apply_keyed(augment, stacked, view_keys(keys, n_views))
+    if keys is not None:  # each image's views side by side; the order of the batch is free
+        stacked = images if n_views == 1 else tf.repeat(images, n_views, axis=0)
+        views = apply_keyed(augment, stacked, tf.reshape(view_keys(keys, n_views), [-1]))
+        return tf.reshape(views, tf.concat([[batch, n_views], tf.shape(images)[1:]], axis=0))
+    views = augment(tf.concat([images] * n_views, axis=0), training=True)
     views = tf.reshape(views, tf.concat([[n_views, batch], tf.shape(images)[1:]], axis=0))
     perm = [1, 0] + list(range(2, images.shape.rank + 1))
     return tf.transpose(views, perm)
 
 
 def view_keys(keys: tf.Tensor, n_views: int) -> tf.Tensor:
-    """The keys of `n_views` views of each image, view-major: `(n_views * B,)`."""
-    return tf.concat(
+    """The keys of `n_views` views of each image: `(B, n_views)`."""
+    return tf.stack(
         [_mix(tf.bitwise.bitwise_xor(keys, tf.constant(v + 1, tf.uint64))) for v in range(n_views)],
-        axis=0,
+        axis=1,
     )
 
 
