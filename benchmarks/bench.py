@@ -35,7 +35,7 @@ Figures, for each configuration (oneDNN on or off, XLA on or off):
 - **1 / (1 + pipeline CPU / step wall time)** (``pipeline_stall_estimate``): the throughput
   ratio if every CPU second of the pipeline stalled the step for a second of wall time, as it
   does when each of the step's ops is split over both cores and waits for both. It predicts the
-  measured ratio here (within about a point in eight runs), where ``1 / (1 + CPU share)``, the
+  measured ratio here (within about a point in nine runs), where ``1 / (1 + CPU share)``, the
   pipeline taking only its CPU seconds from the step's, was above every measurement.
 - **loss share of a SupCon step** (target <= 5%): ``losses.supcon_loss`` forward and backward
   alone (a ``tf.function`` taking the gradient with respect to the features, on random
