@@ -123,6 +123,20 @@ def test_keyed_erasing_draws_the_pixels_of_erased_images_only_and_equals_transfo
                                   augment.uniforms(keys, 3, 9).numpy()[:, 5:])  # fmt: skip
 
 
+def test_erasing_fills_each_pixel_from_its_own_draw():
+    shape = (6, 5, 3)
+    n = int(np.prod(shape))
+    images = tf.fill((2, *shape), 2.0)  # outside [0, 1], so every erased pixel shows
+    u = np.zeros((2, 5 + n), np.float32)
+    u[:, :4] = 0.5  # a box of 30% of each side, centred; the coin (column 4) says erase
+    u[:, 5:] = np.linspace(0.5, 0.9, n)  # pixel p (row-major y, x, channel) draws u[:, 5 + p]
+    out = augment.RandomErasing(rate=1.0, scale=(0.3, 0.3)).transform(images, u).numpy()
+    erased = out != 2.0
+    assert 0 < erased.mean() < 0.5
+    expected = np.clip(tf.math.ndtri(u[:, 5:]).numpy().reshape(out.shape), 0, 1)
+    np.testing.assert_allclose(out[erased], expected[erased], rtol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(5, 6, 1), (4, 7, 3)])
 def test_flip_mirrors_left_right_exactly(shape):
     images = tf.random.stateless_uniform((6, *shape), seed=(0, 2))
