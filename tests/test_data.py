@@ -462,6 +462,19 @@ def test_make_dataset_shapes_for_evaluation_cross_entropy_and_supcon():
     assert not np.allclose(views[:, 0], views[:, 1])
 
 
+def test_make_dataset_batches_run_on_across_epochs_unless_shuffled():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    labels = np.arange(10)
+    in_order = [y.numpy().tolist() for _, y in data.make_dataset(images, labels, batch_size=3,
+                                                                  epochs=2)]  # fmt: skip
+    assert in_order == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 0, 1], [2, 3, 4], [5, 6, 7], [8, 9]]
+    shuffled = [y.numpy() for _, y in data.make_dataset(images, labels, batch_size=4, epochs=2,
+                                                         shuffle=True, seed=3)]  # fmt: skip
+    orders = [np.random.default_rng((3, e)).permutation(10)[:8] for e in (0, 1)]
+    np.testing.assert_array_equal(np.stack(shuffled), np.concatenate(orders).reshape(4, 4))
+    assert all(tuple(b.shape) == (4,) for b in shuffled)
+
+
 def test_make_dataset_refuses_views_without_an_augmentation():
     with pytest.raises(ValueError, match="needs an augmentation to make"):
         data.make_dataset(np.zeros((4, 8, 8, 1), np.uint8), None, batch_size=2, n_views=2)
