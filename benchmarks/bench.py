@@ -59,7 +59,7 @@ convolutions' own FLOP rate against the matmul's (6 x their forward MACs per vie
 Each configuration runs in its own subprocess of this script (a ``steps`` worker), because
 ``TF_ENABLE_ONEDNN_OPTS`` only takes effect before TensorFlow is imported. With XLA on
 (``jit_compile=True``) only the model step is compiled: the views come from ``tf.data`` outside it
-(the crop augmentation has no XLA kernels).
+(random erasing has no static shape for XLA).
 
 The loss alone at scale (the ``loss`` worker, oneDNN on, no XLA): ``losses.supcon_loss`` on
 features of shape ``(2048, 2, 128)`` (4096 views of 128 dims, ``--loss-batch``; labels from 10

@@ -222,8 +222,8 @@ sweep.verdicts_per_metric(table, "label", f"batch {small_batch}", metrics).round
 # 79.9% without it, 78.4% with 1,024 keys and 78.2% with 4,096; the 20-NN vote 80.9%, 79.4% and
 # 79.3%. On the probe neither queue is separated from plain batch 64 (intervals of about -5 to
 # +2 points); on 20-NN the queue of 4,096 is behind (-1.6 points, interval -3.2 to -0.04) and that
-# of 1,024 just not separated (-1.5, -3.1 to +0.1). A step with the queue cost 39% more in this
-# run (85 against 61 ms above: the key encoder's forward pass and the wider similarity matrix;
+# of 1,024 just not separated (-1.5, -3.1 to +0.1). A step with the queue cost 27% more in this
+# run (89 against 70 ms above: the key encoder's forward pass and the wider similarity matrix;
 # step times on this machine swing, so take the size of that loosely); the table's seconds per
 # epoch (wall time over epochs, the probe included) point the same way (13.6 and 14.5 s against
 # 12.2 s). And the batch of 512 is not the ceiling the queue should reach at this budget: it is

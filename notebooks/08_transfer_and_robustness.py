@@ -226,7 +226,7 @@ label_summary.round(4)
 # 500 per class come within 1.3 points of the probe on all 55,000 labels (the last row, 5,500 per
 # class: 93.1% for SupCon, 93.4% for cross-entropy). The two encoders are within 0.4 points of each
 # other at every size. The same encoder trained from scratch on the labelled images alone, for 500
-# steps, reaches 54.4% with one image per class and 71.4% with ten, far below either frozen
+# steps, reaches 52.1% with one image per class and 70.2% with ten, far below either frozen
 # encoder: those were trained with all 55,000 labels, which is what a few-label probe reads out.
 
 # %% [markdown]

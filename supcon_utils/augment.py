@@ -226,29 +226,46 @@ class RandomResizedCrop(KeyedLayer):
     Per image: area fraction ~ U(scale), log aspect ratio (width / height) ~ U(log ratio), box
     position uniform inside the image. A box that would overflow is clipped to the image instead
     of redrawn (torchvision retries 10 times), so the largest scales come out a little squarer.
+    The box is sampled bilinearly at `tf.image.crop_and_resize`'s points (its corners on the
+    corner pixels), as two small matrix products per image, one along each axis
+    (`bilinear_weights`): about half the CPU time of `crop_and_resize`, and XLA compiles it.
     """
 
     def __init__(self, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
         super().__init__(seed, **kwargs)
         self.scale = tuple(scale)
         self.ratio = tuple(ratio)
-        # tf.image.crop_and_resize has no XLA kernel; this layer is for tf.data.
-        self.supports_jit = False
 
     def n_draws(self, image_shape):
         return 4
 
-    def transform(self, images, u):
+    def box(self, u: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`(top, left, height, width)` of each image's box, fractions of the image, from its
+        draws `u` (B, 4)."""
         area = self.scale[0] + u[:, 0] * (self.scale[1] - self.scale[0])
         low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
         aspect = tf.exp(low + u[:, 1] * (high - low))
         height = tf.minimum(tf.sqrt(area / aspect), 1.0)
         width = tf.minimum(tf.sqrt(area * aspect), 1.0)
-        top = u[:, 2] * (1.0 - height)
-        left = u[:, 3] * (1.0 - width)
-        boxes = tf.stack([top, left, top + height, left + width], axis=1)
-        size = images.shape[1:3] if images.shape[1:3].is_fully_defined() else tf.shape(images)[1:3]
-        return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), size)
+        return u[:, 2] * (1.0 - height), u[:, 3] * (1.0 - width), height, width
+
+    def transform(self, images, u):
+        top, left, height, width = self.box(u)
+        rows = bilinear_weights(top, height, images.shape[1])  # (B, H, H)
+        columns = bilinear_weights(left, width, images.shape[2])  # (B, W, W)
+        if images.shape[3] == 1:
+            return tf.matmul(tf.matmul(rows, images[..., 0]), columns, transpose_b=True)[..., None]
+        out = tf.einsum("bih,bhwc->biwc", rows, images)
+        return tf.einsum("bjw,biwc->bijc", columns, out)
+
+
+def bilinear_weights(start: tf.Tensor, size: tf.Tensor, n: int) -> tf.Tensor:
+    """`(B, n, n)`: row `i` of image `b` weighs the `n` input pixels to sample the point
+    `start + size * i / (n - 1)` (fractions of the image, 0 and 1 at its first and last pixel)
+    by linear interpolation: the two nearest pixels, `1 - d` each at distance `d`."""
+    point = (n - 1) * start[:, None] + tf.range(n, dtype=tf.float32)[None, :] * size[:, None]
+    pixel = tf.range(n, dtype=tf.float32)[None, None, :]
+    return tf.maximum(1.0 - tf.abs(point[:, :, None] - pixel), 0.0)
 
 
 class RandomFlip(KeyedLayer):
@@ -318,6 +335,8 @@ class RandomErasing(KeyedLayer):
     def __init__(self, rate=0.5, scale=(0.02, 0.33), seed=None, **kwargs):
         super().__init__(seed, **kwargs)
         self.rate, self.scale = float(rate), tuple(scale)
+        # The erased pixels are a data-dependent number of coordinates: no static shape for XLA.
+        self.supports_jit = False
 
     def n_draws(self, image_shape):
         return 5 + int(np.prod(image_shape[1:]))  # the box, the coin, one draw per pixel

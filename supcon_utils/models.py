@@ -11,8 +11,9 @@ projections to `(batch, n_views, dim)`. Keras' own `train_step`/`test_step` then
 `SupConLoss` to `(labels, projections)`, so `fit`, `evaluate`, callbacks, the loss metric,
 `jit_compile` and `tf.distribute` strategies work unchanged. The views normally come from the
 `tf.data` pipeline (`data.make_dataset`), outside the XLA-compiled step: on a CPU that overlaps
-augmentation with training, and the crop layers have no XLA kernels. Given an `augmenter`, the
-model instead takes plain `(images, labels)` and makes the views in the step itself, without XLA.
+augmentation with training, and random erasing has no static shape for XLA. Given an `augmenter`,
+the model instead takes plain `(images, labels)` and makes the views in the step itself, without
+XLA.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class SupConModel(keras.Model):
     `augmenter` (e.g. `augment.augmenter(...)`), the model also accepts plain images
     `(batch, H, W, C)` and makes `n_views` views of them itself, in `fit` and `evaluate` alike
     (the loss needs views). That puts augmentation in the train step: `jit_compile=True` is then
-    refused unless every augmenter layer supports XLA (this package's `RandomResizedCrop` does
+    refused unless every augmenter layer supports XLA (this package's `RandomErasing` does
     not), and under a `tf.distribute` strategy every replica draws the same random numbers.
     Labels `None` (a dataset of views only) gives the self-supervised SimCLR loss.
     """

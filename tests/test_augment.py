@@ -230,6 +230,20 @@ def test_the_crop_box_follows_its_draws_of_area_and_aspect():
     np.testing.assert_allclose(x[0, 0], (1 - 0.6**0.5) / 2, atol=1e-5)  # centred at draws 0.5
 
 
+@pytest.mark.parametrize("augmentation", ["grayscale28", "color32"])
+def test_the_crop_samples_the_points_of_crop_and_resize(augmentation):
+    images = augment.to_float(_images(augmentation, n=64))
+    layer = augment.augmenter(augmentation, images.shape[1:]).layers[0]
+    u = tf.random.stateless_uniform((64, 4), seed=(1, 2))
+    top, left, height, width = layer.box(u)
+    boxes = tf.stack([top, left, top + height, left + width], axis=1)
+    expected = tf.image.crop_and_resize(images, boxes, tf.range(64), images.shape[1:3])
+    crops = layer.transform(images, u)
+    np.testing.assert_allclose(crops.numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tf.function(layer.transform, jit_compile=True)(images, u).numpy(),
+                               crops.numpy(), atol=1e-6)  # fmt: skip
+
+
 def test_the_keyed_pipeline_repeats_and_maps_in_parallel():
     images = _images("grayscale28", n=96)
     labels = np.arange(96) % 4
